@@ -1,0 +1,103 @@
+"""Reading a suite's `dataset.jsonl` into rows, one problem per line, never all-or-nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from pytest_rewardkit.config import describe_validation_error
+from pytest_rewardkit.models import Row
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """One line of a dataset: a valid row, or the reason it is not one."""
+
+    row_id: str
+    line: int
+    row: Row | None
+    problem: str | None = None
+
+
+class DatasetError(ValueError):
+    pass
+
+
+def content_id(raw: str) -> str:
+    """A row id from its content: stable across runs and reordering of the file."""
+    try:
+        canonical = json.dumps(json.loads(raw), sort_keys=True, ensure_ascii=False)
+    except ValueError:
+        canonical = raw.strip()
+    return "row-" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def read_dataset(path: Path, limit: int | None = None) -> list[DatasetEntry]:
+    """Every non-blank line of `path` as an entry; a malformed line becomes an entry with a
+    `problem` (so it is reported as its own failed item) and the other lines still load."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise DatasetError(f"cannot read dataset {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"dataset {path} is not UTF-8 text: {exc}") from exc
+    entries: list[DatasetEntry] = []
+    seen: dict[str, int] = {}
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        if limit is not None and len(entries) >= limit:
+            break
+        entry = _parse_line(path, number, raw)
+        if entry.row_id in seen:
+            entry = DatasetEntry(
+                row_id=f"{entry.row_id}@line{number}",
+                line=number,
+                row=None,
+                problem=f"{path}:{number}: duplicate row id {entry.row_id!r} (first on line "
+                f"{seen[entry.row_id]}); ids must be unique",
+            )
+        else:
+            seen[entry.row_id] = number
+        entries.append(entry)
+    return entries
+
+
+def _parse_line(path: Path, number: int, raw: str) -> DatasetEntry:
+    where = f"{path}:{number}"
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return DatasetEntry(
+            f"line{number}", number, None, f"{where}: invalid JSON: {exc.msg} (col {exc.colno})"
+        )
+    if not isinstance(data, dict):
+        return DatasetEntry(f"line{number}", number, None, f"{where}: a row must be a JSON object")
+    raw_id = data.get("id")
+    row_id = str(raw_id) if isinstance(raw_id, (str, int)) and str(raw_id) else content_id(raw)
+    try:
+        row = Row.model_validate(data)
+    except ValidationError as exc:
+        return DatasetEntry(row_id, number, None, describe_validation_error(exc, where))
+    return DatasetEntry(row_id, number, row)
+
+
+def write_dataset(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write rows as JSONL, one object a line, keys in a stable order so diffs stay small."""
+    ids = [row.get("id") for row in rows]
+    duplicates = {i for i in ids if i is not None and ids.count(i) > 1}
+    if duplicates:
+        raise DatasetError(f"duplicate row ids: {sorted(duplicates)[:5]}")
+    for row in rows:
+        Row.model_validate(row)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", encoding="utf-8") as out:
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,201 @@
+"""Scoring one row: get its responses, score each variant, aggregate, decide.
+
+Shared by the YAML-collected items and by Python tests that opt in with the `rewardkit` marker.
+"""
+
+from __future__ import annotations
+
+import statistics
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from pytest_rewardkit.config import Settings
+from pytest_rewardkit.models import EvaluateResult, Message, Row
+from pytest_rewardkit.reward import RewardFunction
+from pytest_rewardkit.rewards import resolve_reward
+
+EXCERPT = 160
+
+
+class RowError(Exception):
+    """The row could not be scored (bad row, failed generation, broken reward): an error, not a 0."""
+
+
+class RewardFailure(AssertionError):
+    """The row was scored and its reward is below the threshold."""
+
+
+class VariantResult(BaseModel):
+    index: int
+    response: Message | None
+    result: EvaluateResult | None
+    error: str | None = None
+    passed: bool = False
+
+
+class RowOutcome(BaseModel):
+    """Everything known about one scored row; crosses from xdist workers to the controller."""
+
+    suite: str
+    dataset: str
+    row_id: str
+    model: str
+    parameters: dict[str, Any]
+    prompt: list[Message]
+    threshold: float
+    aggregate: str
+    variants: list[VariantResult]
+    reward: float | None
+    passed: bool
+    error: str | None = None
+    group: dict[str, str] = {}
+
+    def verdict_message(self) -> str:
+        head = (
+            f"row {self.row_id}: reward {self.reward:.3f} < threshold {self.threshold:g} "
+            f"({self.aggregate} of {len(self.variants)} variant(s))"
+            if self.reward is not None
+            else f"row {self.row_id}: {self.error}"
+        )
+        lines = [head]
+        for v in self.variants:
+            excerpt = _excerpt(v.response.text if v.response else "")
+            if v.error:
+                lines.append(f"  [{v.index}] error: {v.error}")
+            elif v.result is not None:
+                lines.append(f"  [{v.index}] score {v.result.score:.3f}: {v.result.reason}")
+            lines.append(f"      response: {excerpt}")
+        return "\n".join(lines)
+
+    def check(self) -> None:
+        """Raise the item's verdict: RowError for an error, RewardFailure for a low reward."""
+        if self.error is not None:
+            raise RowError(self.verdict_message())
+        if not self.passed:
+            raise RewardFailure(self.verdict_message())
+
+
+def _excerpt(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= EXCERPT else flat[: EXCERPT // 2 - 2] + " … " + flat[-EXCERPT // 2 + 2 :]
+
+
+# A source of responses: given the case, returns the n response messages in variant order.
+ResponseSource = Callable[["Case"], list[Message]]
+
+
+@dataclass
+class Case:
+    """One row of one suite, ready to evaluate."""
+
+    settings: Settings
+    row: Row
+    row_id: str
+    source: ResponseSource | None = None
+    _reward: RewardFunction | None = field(default=None, repr=False)
+
+    @property
+    def model_label(self) -> str:
+        return self.settings.model or "dataset"
+
+    def prompt(self) -> list[Message]:
+        """System prompt + the row's messages, without a trailing reference answer."""
+        messages = list(self.row.messages)
+        if messages and messages[-1].role == "assistant":
+            messages.pop()
+        if self.settings.system_prompt and not (messages and messages[0].role == "system"):
+            messages.insert(0, Message(role="system", content=self.settings.system_prompt))
+        return messages
+
+    def reward(self) -> RewardFunction:
+        if self._reward is None:
+            self._reward = resolve_reward(self.settings.reward.name)
+        return self._reward
+
+    def responses(self) -> list[Message]:
+        if self.source is not None:
+            return self.source(self)
+        if not self.row.messages or self.row.messages[-1].role != "assistant":
+            raise RowError(
+                f"row {self.row_id} has no assistant turn to score and no model to generate one: "
+                "add the response as the last message, or pass --rk-model"
+            )
+        return [self.row.messages[-1]]
+
+
+def score_variant(reward: RewardFunction, case: Case, index: int, response: Message) -> VariantResult:
+    kwargs = {**case.settings.reward.params, **case.row.extra}
+    messages = [*case.prompt(), response]
+    try:
+        result = reward(messages, ground_truth=case.row.ground_truth, **kwargs)
+    except Exception as exc:
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        return VariantResult(
+            index=index,
+            response=response,
+            result=None,
+            error=f"reward {reward.name!r} raised {type(exc).__name__}: {exc} "
+            f"({where.filename}:{where.lineno})",
+        )
+    if result.is_error:
+        return VariantResult(
+            index=index,
+            response=response,
+            result=result,
+            error=f"reward {reward.name!r} returned an invalid score: {result.error or result.reason}",
+        )
+    return VariantResult(
+        index=index, response=response, result=result, passed=result.score >= case.settings.threshold
+    )
+
+
+def _aggregate(how: str, scores: list[float]) -> float:
+    if how == "min":
+        return min(scores)
+    if how == "max":
+        return max(scores)
+    return statistics.fmean(scores)
+
+
+def evaluate_case(case: Case, reward: RewardFunction | None = None) -> RowOutcome:
+    """Score every variant of the row and decide the item. Never raises for a row problem:
+    the outcome carries the error, so it is recorded and counted before the item fails."""
+    settings = case.settings
+    base = {
+        "suite": settings.suite,
+        "dataset": settings.dataset_label,
+        "row_id": case.row_id,
+        "model": case.model_label,
+        "parameters": {"n": settings.n, **settings.sampling.model_dump(exclude_none=True)},
+        "threshold": settings.threshold,
+        "aggregate": settings.aggregate,
+        "group": {key: str(case.row.extra.get(key)) for key in settings.group_by},
+    }
+    try:
+        prompt = case.prompt()
+        responses = case.responses()
+        reward = reward or case.reward()
+    except (RowError, LookupError) as exc:
+        return RowOutcome(
+            **base, prompt=case.row.messages, variants=[], reward=None, passed=False, error=str(exc)
+        )
+    variants = [score_variant(reward, case, i, response) for i, response in enumerate(responses)]
+    errors = [v for v in variants if v.error]
+    if errors:
+        return RowOutcome(
+            **base,
+            prompt=prompt,
+            variants=variants,
+            reward=None,
+            passed=False,
+            error=f"{len(errors)} of {len(variants)} variant(s) could not be scored",
+        )
+    scores = [v.result.score for v in variants if v.result is not None]
+    value = _aggregate(settings.aggregate, scores)
+    return RowOutcome(
+        **base, prompt=prompt, variants=variants, reward=value, passed=value >= settings.threshold
+    )

@@ -1,0 +1,81 @@
+"""Data that crosses a boundary: messages, reward results and dataset rows."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Role = Literal["system", "user", "assistant", "tool", "developer"]
+
+
+class Message(BaseModel):
+    """One chat message in OpenAI's format."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Role
+    content: str | list[dict[str, Any]] | None = ""
+    name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The content as plain text (content parts of type text are joined)."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(str(part.get("text", "")) for part in self.content if isinstance(part, dict))
+
+    def to_api(self) -> dict[str, Any]:
+        """The message as an API request expects it: unset optional fields left out."""
+        return self.model_dump(exclude_none=True)
+
+
+class MetricResult(BaseModel):
+    """One named sub-score of a reward."""
+
+    score: float = Field(ge=0.0, le=1.0)
+    reason: str = ""
+    is_score_valid: bool = True
+
+
+class EvaluateResult(BaseModel):
+    """What a reward function returns for one response."""
+
+    score: float = Field(ge=0.0, le=1.0)
+    reason: str = ""
+    is_score_valid: bool = True
+    metrics: dict[str, MetricResult] = Field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def is_error(self) -> bool:
+        """True when the score cannot be trusted: the grader failed, not the response."""
+        return not self.is_score_valid or self.error is not None
+
+    @classmethod
+    def invalid(cls, reason: str, error: str | None = None) -> EvaluateResult:
+        return cls(score=0.0, reason=reason, is_score_valid=False, error=error or reason)
+
+
+class Row(BaseModel):
+    """One dataset row. Fields other than these reach the reward as keyword arguments."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str | None = None
+    messages: list[Message] = Field(min_length=1)
+    ground_truth: Any = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: Any) -> Any:
+        # Integer ids are common in public datasets; they name a node id as text.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})

@@ -1,0 +1,28 @@
+"""Built-in rewards, by name. Each lives in its own module, imported only when asked for:
+a suite that scores math never pays for the code sandbox's imports."""
+
+from __future__ import annotations
+
+from pytest_rewardkit.reward import RewardFunction, import_object, reward_function
+
+# One line per built-in: name -> "module:function". Other modules add theirs here.
+BUILTINS: dict[str, str] = {
+    "math": "pytest_rewardkit.rewards.math:math_reward",
+}
+
+
+class UnknownReward(LookupError):
+    pass
+
+
+def resolve_reward(name: str) -> RewardFunction:
+    """A built-in by name, or any reward function by import path `module:function`."""
+    path = BUILTINS.get(name, name)
+    if ":" not in path:
+        known = ", ".join(sorted(BUILTINS))
+        raise UnknownReward(f"unknown reward {name!r}: use a built-in ({known}) or 'module:function'")
+    try:
+        obj = import_object(path)
+    except (ImportError, AttributeError) as exc:
+        raise UnknownReward(f"cannot import reward {path!r}: {exc}") from exc
+    return reward_function(obj)
