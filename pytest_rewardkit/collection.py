@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from pytest_rewardkit.config import CONFIG_NAMES, ConfigError, Options, Settings, combine, load_suite_config
-from pytest_rewardkit.dataset import DatasetEntry, DatasetError, read_dataset
+from pytest_rewardkit import suite
+from pytest_rewardkit.config import ConfigError, Options, Settings
+from pytest_rewardkit.dataset import DatasetEntry
 from pytest_rewardkit.evaluation import (
     Case,
     ResponseSource,
@@ -27,26 +28,8 @@ SOURCE_FACTORY_KEY = pytest.StashKey[Callable[[Settings], ResponseSource]]()
 PROPERTY = "rewardkit"
 
 
-def find_config(path: Path) -> Path:
-    """A suite's YAML file from itself or its folder."""
-    if path.is_dir():
-        for name in CONFIG_NAMES:
-            if (path / name).is_file():
-                return path / name
-        raise ConfigError(f"{path}: no {CONFIG_NAMES[0]} in this folder")
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such suite file or folder")
-    return path
-
-
 def load_suite(config: pytest.Config, config_path: Path) -> tuple[Settings, list[DatasetEntry]]:
-    options = config.stash[OPTIONS_KEY]
-    settings = combine(config_path, load_suite_config(config_path), options, config.rootpath)
-    try:
-        entries = read_dataset(settings.dataset_path, settings.limit)
-    except DatasetError as exc:
-        raise ConfigError(f"{config_path}: dataset: {exc}") from exc
-    return settings, entries
+    return suite.load_suite(config_path, config.stash[OPTIONS_KEY], config.rootpath)
 
 
 def make_case(config: pytest.Config, settings: Settings, entry: DatasetEntry) -> Case | None:
@@ -147,7 +130,7 @@ def marker_cases(config: pytest.Config, test_path: Path, target: str) -> tuple[l
     if not candidate.is_absolute():
         local = test_path.parent / candidate
         candidate = local if local.exists() else config.rootpath / candidate
-    settings, entries = load_suite(config, find_config(candidate))
+    settings, entries = load_suite(config, candidate)
     params: list[Any] = []
     for entry in entries:
         case = make_case(config, settings, entry)

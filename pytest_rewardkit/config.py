@@ -216,9 +216,7 @@ def combine(config_path: Path, config: SuiteConfig, options: Options, root: Path
         model=model,
         n=n,
         ks=ks,
-        sampling=SamplingParams(
-            temperature=gen.temperature, top_p=gen.top_p, max_tokens=gen.max_tokens, stop=gen.stop
-        ),
+        sampling=SamplingParams(temperature=gen.temperature, top_p=gen.top_p, max_tokens=gen.max_tokens, stop=gen.stop),
         base_url=options.base_url or gen.base_url,
         model_aliases=config.models,
         limit=options.limit,

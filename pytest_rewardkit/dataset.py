@@ -73,9 +73,7 @@ def _parse_line(path: Path, number: int, raw: str) -> DatasetEntry:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        return DatasetEntry(
-            f"line{number}", number, None, f"{where}: invalid JSON: {exc.msg} (col {exc.colno})"
-        )
+        return DatasetEntry(f"line{number}", number, None, f"{where}: invalid JSON: {exc.msg} (col {exc.colno})")
     if not isinstance(data, dict):
         return DatasetEntry(f"line{number}", number, None, f"{where}: a row must be a JSON object")
     raw_id = data.get("id")

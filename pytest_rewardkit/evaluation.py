@@ -138,8 +138,7 @@ def score_variant(reward: RewardFunction, case: Case, index: int, response: Mess
             index=index,
             response=response,
             result=None,
-            error=f"reward {reward.name!r} raised {type(exc).__name__}: {exc} "
-            f"({where.filename}:{where.lineno})",
+            error=f"reward {reward.name!r} raised {type(exc).__name__}: {exc} ({where.filename}:{where.lineno})",
         )
     if result.is_error:
         return VariantResult(
@@ -148,9 +147,7 @@ def score_variant(reward: RewardFunction, case: Case, index: int, response: Mess
             result=result,
             error=f"reward {reward.name!r} returned an invalid score: {result.error or result.reason}",
         )
-    return VariantResult(
-        index=index, response=response, result=result, passed=result.score >= case.settings.threshold
-    )
+    return VariantResult(index=index, response=response, result=result, passed=result.score >= case.settings.threshold)
 
 
 def _aggregate(how: str, scores: list[float]) -> float:
@@ -180,9 +177,7 @@ def evaluate_case(case: Case, reward: RewardFunction | None = None) -> RowOutcom
         responses = case.responses()
         reward = reward or case.reward()
     except (RowError, LookupError) as exc:
-        return RowOutcome(
-            **base, prompt=case.row.messages, variants=[], reward=None, passed=False, error=str(exc)
-        )
+        return RowOutcome(**base, prompt=case.row.messages, variants=[], reward=None, passed=False, error=str(exc))
     variants = [score_variant(reward, case, i, response) for i, response in enumerate(responses)]
     errors = [v for v in variants if v.error]
     if errors:
@@ -196,6 +191,4 @@ def evaluate_case(case: Case, reward: RewardFunction | None = None) -> RowOutcom
         )
     scores = [v.result.score for v in variants if v.result is not None]
     value = _aggregate(settings.aggregate, scores)
-    return RowOutcome(
-        **base, prompt=prompt, variants=variants, reward=value, passed=value >= settings.threshold
-    )
+    return RowOutcome(**base, prompt=prompt, variants=variants, reward=value, passed=value >= settings.threshold)

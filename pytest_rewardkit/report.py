@@ -92,9 +92,7 @@ def _summarize_one(key: tuple[str, str, str], rows: list[RowOutcome], ks: list[i
         for r in rows:
             values[r.group.get(field, "None")].append(r.passed)
         for value, flags in sorted(values.items()):
-            by_group[field][value] = GroupFigures(
-                rows=len(flags), passed=sum(flags), pass_rate=sum(flags) / len(flags)
-            )
+            by_group[field][value] = GroupFigures(rows=len(flags), passed=sum(flags), pass_rate=sum(flags) / len(flags))
     return SuiteSummary(
         suite=suite,
         dataset=dataset,

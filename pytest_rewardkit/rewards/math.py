@@ -23,9 +23,7 @@ _ANSWER_LINE = re.compile(
     r"(?:^|\n)\s*(?:\*\*)?(?:final answer|answer|a)(?:\*\*)?\s*(?::|is\b)\s*(?:\*\*)?(.+?)\s*$",
     re.IGNORECASE | re.MULTILINE,
 )
-_ANSWER_PHRASE = re.compile(
-    r"\bthe (?:final )?answer is[:\s]+(.+?)(?:\.\s|\.?$)", re.IGNORECASE | re.MULTILINE
-)
+_ANSWER_PHRASE = re.compile(r"\bthe (?:final )?answer is[:\s]+(.+?)(?:\.\s|\.?$)", re.IGNORECASE | re.MULTILINE)
 _PLAIN_NUMBER = re.compile(
     r"^[^\d\-−\\{}]*?(?P<num>[-−]?\d[\d,]*(?:\.\d+)?|[-−]?\.\d+)\s*(?P<pct>%|\\%|percent)?[^\d\\{}=]*$"
 )
