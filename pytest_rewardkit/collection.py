@@ -3,9 +3,11 @@ becomes one item (or one parametrization) per dataset row."""
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -14,31 +16,108 @@ from pytest_rewardkit.config import ConfigError, Options, Settings
 from pytest_rewardkit.dataset import DatasetEntry
 from pytest_rewardkit.evaluation import (
     Case,
-    ResponseSource,
     RewardFailure,
     RowError,
     RowOutcome,
+    SessionStop,
     evaluate_case,
 )
 from pytest_rewardkit.reward import RewardFunction
 
+if TYPE_CHECKING:
+    from pytest_rewardkit.generation import Generator, Progress
+
 OPTIONS_KEY = pytest.StashKey[Options]()
-# Builds the response source for a suite that generates (set by the generation layer).
-SOURCE_FACTORY_KEY = pytest.StashKey[Callable[[Settings], ResponseSource]]()
+GENERATOR_KEY = pytest.StashKey["Generator"]()
 PROPERTY = "rewardkit"
+PROGRESS_EVERY = 2.0  # seconds between live generation progress lines
 
 
 def load_suite(config: pytest.Config, config_path: Path) -> tuple[Settings, list[DatasetEntry]]:
     return suite.load_suite(config_path, config.stash[OPTIONS_KEY], config.rootpath)
 
 
+def generator(config: pytest.Config) -> Generator:
+    """The process's generator, created on first use: suites that only score stored responses
+    never import the HTTP stack."""
+    existing = config.stash.get(GENERATOR_KEY, None)
+    if existing is not None:
+        return existing
+    from pytest_rewardkit.generation import GenerationConfig, Generator
+
+    options = config.stash[OPTIONS_KEY]
+    created = Generator(
+        GenerationConfig(
+            cassette_root=cassette_root(config),
+            record_mode=options.record_mode,
+            concurrency=options.concurrency,
+            api_key=os.environ.get(options.api_key_env) or None,
+            api_key_env=options.api_key_env,
+            read_timeout=options.request_timeout,
+        ),
+        on_progress=_progress_printer(config),
+    )
+    config.stash[GENERATOR_KEY] = created
+    return created
+
+
+def close_generator(config: pytest.Config) -> None:
+    existing = config.stash.get(GENERATOR_KEY, None)
+    if existing is not None:
+        existing.close()
+
+
+def cassette_root(config: pytest.Config) -> Path:
+    options = config.stash[OPTIONS_KEY]
+    root = options.cassette_dir or Path("cassettes")
+    return root if root.is_absolute() else config.rootpath / root
+
+
+def _progress_printer(config: pytest.Config) -> Callable[[Progress], None] | None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or config.option.verbose < 0 or hasattr(config, "workerinput"):
+        return None
+    last = [0.0]
+
+    def show(progress: Progress) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_EVERY or progress.done == progress.total:
+            last[0] = now
+            reporter.write_line(progress.line())
+
+    return show
+
+
 def make_case(config: pytest.Config, settings: Settings, entry: DatasetEntry) -> Case | None:
     if entry.row is None:
         return None
-    source = None
-    if settings.model is not None:
-        source = config.stash[SOURCE_FACTORY_KEY](settings)
+    source = generator(config).responses if settings.model is not None else None
     return Case(settings=settings, row=entry.row, row_id=entry.row_id, source=source)
+
+
+def check_recordings_exist(config: pytest.Config, settings: Settings) -> None:
+    """Replay-only with no cassette at all for this suite and model is one clear error,
+    not one identical failure per row."""
+    options = config.stash[OPTIONS_KEY]
+    if settings.model is None or options.record_mode != "none":
+        return
+    from pytest_rewardkit.recording import cassette_path
+
+    folder = cassette_path(cassette_root(config), settings.suite, settings.model, "x").parent
+    if not folder.is_dir():
+        raise ConfigError(
+            f"no recorded responses for model {settings.model!r} in {folder} (record mode none replays only).\n"
+            f"Record them: {options.api_key_env}=<your key> pytest {settings.config_path.parent} "
+            f"--rk-model {settings.model} --rk-n {settings.n} --record-mode=new_episodes\n"
+            f"(--rk-base-url points at any other OpenAI-compatible server)"
+        )
+
+
+def run_with_stop(evaluate: Callable[[], RowOutcome]) -> RowOutcome:
+    try:
+        return evaluate()
+    except SessionStop as exc:
+        pytest.exit(f"rewardkit: {exc}", returncode=pytest.ExitCode.INTERRUPTED)
 
 
 def broken_row_outcome(settings: Settings, entry: DatasetEntry) -> RowOutcome:
@@ -70,6 +149,7 @@ class SuiteFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         try:
             settings, entries = load_suite(self.config, self.path)
+            check_recordings_exist(self.config, settings)
         except ConfigError as exc:
             raise self.CollectError(str(exc)) from exc
         for entry in entries:
@@ -87,7 +167,10 @@ class RowItem(pytest.Item):
         # Scoring happens in setup so that rows that cannot be scored (bad row, failed
         # generation, broken reward) report as pytest ERRORs, apart from low-reward FAILUREs.
         case = make_case(self.config, self.settings, self.entry)
-        self.outcome = broken_row_outcome(self.settings, self.entry) if case is None else evaluate_case(case)
+        if case is None:
+            self.outcome = broken_row_outcome(self.settings, self.entry)
+        else:
+            self.outcome = run_with_stop(lambda: evaluate_case(case))
         record(self, self.outcome)
         if self.outcome.error is not None:
             pytest.fail(self.outcome.verdict_message(), pytrace=False)
@@ -117,7 +200,7 @@ class BoundCase:
         self.settings = case.settings
 
     def evaluate(self, reward: RewardFunction | None = None, check: bool = True) -> RowOutcome:
-        outcome = evaluate_case(self.case, reward)
+        outcome = run_with_stop(lambda: evaluate_case(self.case, reward))
         record(self._node, outcome)
         if check:
             outcome.check()
@@ -131,6 +214,7 @@ def marker_cases(config: pytest.Config, test_path: Path, target: str) -> tuple[l
         local = test_path.parent / candidate
         candidate = local if local.exists() else config.rootpath / candidate
     settings, entries = load_suite(config, candidate)
+    check_recordings_exist(config, settings)
     params: list[Any] = []
     for entry in entries:
         case = make_case(config, settings, entry)
@@ -150,3 +234,38 @@ def bind_case(request: pytest.FixtureRequest) -> BoundCase:
         record(request.node, outcome)
         pytest.fail(outcome.verdict_message(), pytrace=False)
     return BoundCase(request.node, param)
+
+
+def prefetch_upcoming(item: pytest.Item) -> None:
+    """Start generation for the rows this process will run next, so their model calls overlap
+    while pytest runs items one at a time. Under xdist, only rows already sent to this worker."""
+    gen = item.config.stash.get(GENERATOR_KEY, None)
+    if gen is None or not gen.records or not isinstance(item, RowItem) or item.settings.model is None:
+        return
+    window = 2 * item.config.stash[OPTIONS_KEY].concurrency
+    cases = []
+    for upcoming in _upcoming_items(item)[:window]:
+        if isinstance(upcoming, RowItem) and upcoming.settings.model is not None:
+            case = make_case(item.config, upcoming.settings, upcoming.entry)
+            if case is not None:
+                cases.append(case)
+    gen.prefetch(cases)
+
+
+def _upcoming_items(item: pytest.Item) -> list[pytest.Item]:
+    session = item.session
+    interactor = next(
+        (p for p in item.config.pluginmanager.get_plugins() if type(p).__name__ == "WorkerInteractor"), None
+    )
+    queue = getattr(interactor, "torun", None)
+    if queue is not None:
+        # pytest-xdist's worker queue of item indices sent to this worker, not yet run.
+        with queue.lock() as pending:
+            indices = [i for i in pending if isinstance(i, int)]
+        return [item, *(session.items[i] for i in indices)]
+    positions = item.config.stash.setdefault(_POSITIONS_KEY, {id(it): n for n, it in enumerate(session.items)})
+    start = positions.get(id(item), 0)
+    return session.items[start:]
+
+
+_POSITIONS_KEY = pytest.StashKey[dict[int, int]]()

@@ -99,6 +99,8 @@ class Options(_Strict):
     concurrency: int = Field(default=16, ge=1, le=1024)
     record_mode: Literal["none", "once", "new_episodes", "all"] = "none"
     cassette_dir: Path | None = None
+    api_key_env: str = Field(default="FIREWORKS_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    request_timeout: float = Field(default=120.0, gt=0)
     group_by: list[str] = Field(default_factory=list)
 
     @field_validator("k", mode="before")
@@ -149,6 +151,8 @@ OPTION_FLAGS = {
     "record_mode": "--record-mode",
     "cassette_dir": "--rk-cassette-dir",
     "group_by": "--rk-group-by",
+    "api_key_env": "--rk-api-key-env",
+    "request_timeout": "--rk-request-timeout",
 }
 
 

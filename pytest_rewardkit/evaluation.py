@@ -25,6 +25,11 @@ class RowError(Exception):
     """The row could not be scored (bad row, failed generation, broken reward): an error, not a 0."""
 
 
+class SessionStop(Exception):
+    """No row can be evaluated (e.g. no or a rejected API key): the session stops once with this
+    message instead of failing every row the same way."""
+
+
 class RewardFailure(AssertionError):
     """The row was scored and its reward is below the threshold."""
 
@@ -59,7 +64,7 @@ class RowOutcome(BaseModel):
             f"row {self.row_id}: reward {self.reward:.3f} < threshold {self.threshold:g} "
             f"({self.aggregate} of {len(self.variants)} variant(s))"
             if self.reward is not None
-            else f"row {self.row_id}: {self.error}"
+            else (self.error if f"row {self.row_id}" in (self.error or "") else f"row {self.row_id}: {self.error}")
         )
         lines = [head]
         for v in self.variants:

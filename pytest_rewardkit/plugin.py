@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ from pytest_rewardkit.collection import (
     BoundCase,
     SuiteFile,
     bind_case,
+    close_generator,
     marker_cases,
+    prefetch_upcoming,
 )
 from pytest_rewardkit.config import CONFIG_NAMES, ConfigError, Options, parse_options
 from pytest_rewardkit.evaluation import RowOutcome
@@ -38,6 +41,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="directory for results.jsonl and summary.json (default: %(default)s; '' disables)",
     )
     group.addoption("--rk-group-by", action="append", help="break the pass rate down by a row field")
+    group.addoption("--rk-base-url", help="OpenAI-compatible endpoint (default: Fireworks)")
+    group.addoption("--rk-concurrency", type=int, help="model requests in flight per process (default 16)")
+    group.addoption("--rk-cassette-dir", help="where cassettes live (default: <rootdir>/cassettes)")
+    group.addoption("--rk-api-key-env", help="environment variable that holds the API key (default FIREWORKS_API_KEY)")
+    group.addoption("--rk-request-timeout", type=float, help="seconds to wait for a model response (default 120)")
+    if importlib.util.find_spec("pytest_recording") is None:
+        # pytest-recording owns --record-mode when installed; we read the same option.
+        group.addoption(
+            "--record-mode",
+            dest="record_mode",
+            choices=["none", "once", "new_episodes", "all"],
+            default="none",
+            help="cassette record mode: none (replay only, default), once, new_episodes, all",
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -53,6 +70,13 @@ def pytest_configure(config: pytest.Config) -> None:
         "limit": config.getoption("rk_limit"),
         "output": config.getoption("rk_output") or None,
         "group_by": config.getoption("rk_group_by"),
+        "base_url": config.getoption("rk_base_url"),
+        "concurrency": config.getoption("rk_concurrency"),
+        "cassette_dir": config.getoption("rk_cassette_dir"),
+        "api_key_env": config.getoption("rk_api_key_env"),
+        "request_timeout": config.getoption("rk_request_timeout"),
+        # pytest-recording's "rewrite" re-records everything, which is our "all".
+        "record_mode": {"rewrite": "all"}.get(config.getoption("record_mode"), config.getoption("record_mode")),
     }
     try:
         options = parse_options(raw)
@@ -83,6 +107,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from exc
     metafunc.parametrize("rk_case", params, ids=ids, indirect=True)
+
+
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    prefetch_upcoming(item)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    close_generator(session.config)
 
 
 @pytest.fixture

@@ -1,0 +1,330 @@
+"""Responses for rows: replayed from their cassettes, or generated and recorded.
+
+One `Generator` per process. Replay runs on the calling thread straight from the cassette.
+Recording runs on one background event loop shared by all rows, so generation for many rows
+overlaps (bounded by one semaphore per process) while pytest runs items one after another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from pydantic import ValidationError
+
+from pytest_rewardkit.evaluation import Case, RowError, SessionStop
+from pytest_rewardkit.generation.client import (
+    FIREWORKS_BASE_URL,
+    AuthenticationError,
+    BadResponse,
+    ChatClient,
+    ClientSettings,
+    Exchange,
+    GenerationError,
+)
+from pytest_rewardkit.generation.models import resolve_model
+from pytest_rewardkit.models import Message
+from pytest_rewardkit.recording import (
+    CassetteError,
+    Interaction,
+    RowCassette,
+    cassette_path,
+    match_key,
+    scrub_headers,
+    scrub_uri,
+)
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    cassette_root: Path
+    record_mode: str = "none"
+    concurrency: int = 16
+    api_key: str | None = None
+    api_key_env: str = "FIREWORKS_API_KEY"
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    max_attempts: int = 5
+
+
+@dataclass
+class Progress:
+    total: int = 0
+    done: int = 0
+    errors: int = 0
+    recorded: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def line(self) -> str:
+        rate = self.done / max(time.monotonic() - self.started, 1e-9)
+        return (
+            f"rewardkit: generated {self.done}/{self.total} rows ({rate:.1f} rows/s), "
+            f"{self.recorded} responses recorded, {self.errors} errors"
+        )
+
+
+def request_body(case: Case, model: str) -> dict[str, Any]:
+    """The chat-completions body for a row: model, system prompt + prompt messages, sampling
+    parameters and the row's tools (OpenAI format), never `n` (that is added per request)."""
+    body: dict[str, Any] = {"model": model, "messages": [m.to_api() for m in case.prompt()]}
+    body.update(case.settings.sampling.model_dump(exclude_none=True))
+    tools = case.row.extra.get("tools")
+    if tools:
+        body["tools"] = tools
+    return body
+
+
+def _to_message(choice: dict[str, Any], where: str) -> Message:
+    try:
+        return Message.model_validate({"role": "assistant", **choice["message"]})
+    except (KeyError, TypeError, ValidationError) as exc:
+        raise BadResponse(f"{where}: a recorded choice is not an assistant message: {exc}") from exc
+
+
+class Generator:
+    def __init__(self, config: GenerationConfig, on_progress: Callable[[Progress], None] | None = None) -> None:
+        self.config = config
+        self.on_progress = on_progress
+        self.progress = Progress()
+        self.n_supported: bool | None = None  # learnt from the endpoint's first n>1 answer
+        self.stopped: SessionStop | None = None
+        self._futures: dict[tuple[str, str, str], concurrent.futures.Future[list[Message]]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+        self._lock = threading.Lock()
+
+    # -- what callers use -------------------------------------------------------------------
+
+    @property
+    def records(self) -> bool:
+        return self.config.record_mode != "none"
+
+    def responses(self, case: Case) -> list[Message]:
+        """The row's n responses, in variant order. Raises RowError for this row's problem,
+        SessionStop when no row can be generated."""
+        if self.stopped is not None:
+            raise self.stopped
+        future = self._futures.pop(self._key(case), None)
+        if future is None:
+            replayed = self._replay_only(case)
+            if replayed is not None:
+                return replayed
+            future = self._submit(case)
+        try:
+            return future.result()
+        except (SessionStop, RowError):
+            raise
+        except (GenerationError, CassetteError) as exc:
+            raise RowError(str(exc)) from exc
+        finally:
+            if self.on_progress is not None:
+                self.on_progress(self.progress)
+
+    def prefetch(self, cases: list[Case]) -> None:
+        """Start generating rows that will run soon, so that their calls overlap."""
+        if not self.records or self.stopped is not None:
+            return
+        for case in cases:
+            if self._key(case) not in self._futures:
+                self._futures[self._key(case)] = self._submit(case)
+
+    def close(self) -> None:
+        if self._loop is None:
+            return
+        loop = self._loop
+        for future in self._futures.values():
+            future.cancel()
+        if self._session is not None:
+            asyncio.run_coroutine_threadsafe(self._session.close(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        loop.close()
+        self._loop = None
+
+    # -- cassettes --------------------------------------------------------------------------
+
+    def _key(self, case: Case) -> tuple[str, str, str]:
+        return (case.settings.suite, case.model_label, case.row_id)
+
+    def _cassette_path(self, case: Case) -> Path:
+        return cassette_path(self.config.cassette_root, case.settings.suite, case.model_label, case.row_id)
+
+    def _model(self, case: Case) -> str:
+        assert case.settings.model is not None
+        return resolve_model(case.settings.model, case.settings.model_aliases)
+
+    def _base_url(self, case: Case) -> str:
+        return case.settings.base_url or FIREWORKS_BASE_URL
+
+    def _url(self, case: Case) -> str:
+        return self._base_url(case).rstrip("/") + "/chat/completions"
+
+    def _plan(self, case: Case) -> tuple[RowCassette, dict[str, Any], list[dict[str, Any]], bool]:
+        """The row's cassette, request body, recorded choices, and whether recording may add."""
+        path = self._cassette_path(case)
+        mode = self.config.record_mode
+        try:
+            cassette = RowCassette(path) if mode == "all" else RowCassette.load(path)
+        except CassetteError as exc:
+            raise RowError(str(exc)) from exc
+        body = request_body(case, self._model(case))
+        choices = cassette.recorded_choices(match_key("POST", self._url(case), body))
+        may_record = mode in ("new_episodes", "all") or (mode == "once" and not cassette.exists)
+        return cassette, body, choices, may_record
+
+    def _replay_only(self, case: Case) -> list[Message] | None:
+        """Responses straight from the cassette, or None when recording must fill the gap."""
+        cassette, body, choices, may_record = self._plan(case)
+        if len(choices) >= case.settings.n:
+            return [_to_message(c, str(cassette.path)) for c in choices[: case.settings.n]]
+        if may_record:
+            return None
+        raise RowError(self._miss_message(case, cassette, body, len(choices)))
+
+    def _miss_message(self, case: Case, cassette: RowCassette, body: dict[str, Any], have: int) -> str:
+        n = case.settings.n
+        mode = self.config.record_mode
+        fix = "run with --record-mode=new_episodes to record what is missing"
+        if not cassette.exists:
+            return f"no cassette {cassette.path} (record mode {mode}); {fix}"
+        if have:
+            return f"{have} of {n} variants recorded for row {case.row_id} in {cassette.path}; {fix}"
+        nearest = cassette.nearest(self._url(case), body)
+        return (
+            f"no recorded request in {cassette.path} matches this one (record mode {mode}); "
+            f"{fix}.\nNearest recorded request, as a diff (path and body):\n{nearest}"
+        )
+
+    # -- recording --------------------------------------------------------------------------
+
+    def _submit(self, case: Case) -> concurrent.futures.Future[list[Message]]:
+        loop = self._ensure_loop()
+        with self._lock:
+            self.progress.total += 1
+        return asyncio.run_coroutine_threadsafe(self._generate_row(case), loop)
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=loop.run_forever, name="rewardkit-generation", daemon=True)
+                self._thread.start()
+                self._loop = loop
+            return self._loop
+
+    async def _generate_row(self, case: Case) -> list[Message]:
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.config.concurrency)
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.config.concurrency, ttl_dns_cache=300)
+            )
+        try:
+            messages = await self._generate(case)
+        except BaseException:
+            with self._lock:
+                self.progress.errors += 1
+                self.progress.done += 1
+            raise
+        with self._lock:
+            self.progress.done += 1
+        return messages
+
+    async def _generate(self, case: Case) -> list[Message]:
+        cassette, body, have, may_record = self._plan(case)
+        if len(have) >= case.settings.n:
+            return [_to_message(c, str(cassette.path)) for c in have[: case.settings.n]]
+        if not may_record:
+            raise RowError(self._miss_message(case, cassette, body, len(have)))
+        client = self._client(case)
+        self._check_key(client.settings)
+        exchanges, error = await self._record(client, body, case.settings.n - len(have))
+        for exchange in exchanges:
+            cassette.append(self._interaction(exchange))
+        if exchanges:
+            # Saved before any error surfaces: what was recorded is never lost.
+            cassette.save([s for s in [client.settings.api_key] if s])
+            with self._lock:
+                self.progress.recorded += sum(len(e.response_body["choices"]) for e in exchanges)
+        if isinstance(error, AuthenticationError):
+            self.stopped = SessionStop(str(error))
+            raise self.stopped
+        if error is not None:
+            raise error
+        choices = cassette.recorded_choices(match_key("POST", client.settings.url, body))
+        return [_to_message(c, str(cassette.path)) for c in choices[: case.settings.n]]
+
+    async def _record(
+        self, client: ChatClient, body: dict[str, Any], missing: int
+    ) -> tuple[list[Exchange], BaseException | None]:
+        """Request `missing` more choices: one request with `n` where the endpoint honours it,
+        else one request per variant, all concurrently. Returns what succeeded, in order, and the
+        first error."""
+        exchanges: list[Exchange] = []
+        if missing > 1 and self.n_supported is not False:
+            try:
+                exchange = await self._call(client, {**body, "n": missing})
+            except GenerationError as exc:
+                return exchanges, exc
+            exchanges.append(exchange)
+            got = len(exchange.response_body["choices"])
+            self.n_supported = got >= missing
+            missing -= got
+        if missing <= 0:
+            return exchanges, None
+        results = await asyncio.gather(*(self._call(client, body) for _ in range(missing)), return_exceptions=True)
+        first_error: BaseException | None = None
+        for result in results:
+            if isinstance(result, BaseException):
+                first_error = first_error or result
+            else:
+                exchanges.append(result)
+        return exchanges, first_error
+
+    async def _call(self, client: ChatClient, body: dict[str, Any]) -> Exchange:
+        if self.stopped is not None:
+            raise AuthenticationError(str(self.stopped))
+        assert self._semaphore is not None
+        async with self._semaphore:
+            return await client.create(body)
+
+    def _client(self, case: Case) -> ChatClient:
+        assert self._session is not None
+        settings = ClientSettings(
+            base_url=self._base_url(case),
+            api_key=self.config.api_key,
+            api_key_env=self.config.api_key_env,
+            connect_timeout=self.config.connect_timeout,
+            read_timeout=self.config.read_timeout,
+            max_attempts=self.config.max_attempts,
+        )
+        return ChatClient(settings, self._session)
+
+    def _check_key(self, settings: ClientSettings) -> None:
+        if not settings.api_key and settings.base_url.rstrip("/") == FIREWORKS_BASE_URL:
+            self.stopped = SessionStop(
+                f"recording needs an API key: set {settings.api_key_env} (Fireworks API key), or replay "
+                "committed cassettes with --record-mode=none"
+            )
+            raise self.stopped
+
+    def _interaction(self, exchange: Exchange) -> Interaction:
+        secrets = [s for s in [self.config.api_key] if s]
+        return Interaction(
+            method="POST",
+            uri=scrub_uri(exchange.uri),
+            request_headers=scrub_headers(exchange.request_headers, secrets),
+            request_body=exchange.request_body,
+            status=exchange.status,
+            response_headers=scrub_headers(exchange.response_headers, secrets),
+            response_body=exchange.response_body,
+        )

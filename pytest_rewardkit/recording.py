@@ -1,0 +1,236 @@
+"""Cassettes: one vcrpy-format YAML file per (suite, model, row), the cache, mock and record of
+every model call.
+
+Replay reads the file directly with libyaml's safe loader and answers from it: no HTTP stack,
+no global patching, so many rows can hold different cassettes at the same time. Recording
+appends interactions and rewrites the file atomically when the row finishes; secrets are
+scrubbed first and the serialized text is checked for the key before anything is written.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import yaml
+
+CASSETTE_VERSION = 1  # vcrpy's cassette format version
+
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie", "x-fireworks-key"}
+)
+SECRET_QUERY_KEYS = frozenset({"key", "api_key", "api-key", "apikey", "access_token", "token"})
+# Transport headers that change on every call and say nothing about the exchange.
+VOLATILE_HEADERS = frozenset({"date", "server", "content-length", "connection", "keep-alive", "transfer-encoding"})
+# Fields that change between otherwise identical requests and must not affect matching.
+VOLATILE_BODY_FIELDS = frozenset({"n", "user", "metadata", "stream_options", "request_id"})
+REDACTED = "<redacted>"
+
+
+class CassetteError(Exception):
+    """A cassette cannot be used; the message names the file and the fix."""
+
+
+class SecretLeak(CassetteError):
+    """Refused to write a cassette that would contain the API key."""
+
+
+@dataclass
+class Interaction:
+    method: str
+    uri: str
+    request_headers: dict[str, str]
+    request_body: dict[str, Any]
+    status: int
+    response_headers: dict[str, str]
+    response_body: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return match_key(self.method, self.uri, self.request_body)
+
+    @property
+    def choices(self) -> list[dict[str, Any]]:
+        return [c for c in self.response_body.get("choices", []) if isinstance(c, dict)]
+
+
+def match_key(method: str, uri: str, body: dict[str, Any]) -> str:
+    """Requests are the same when method, path and the normalized body are: host, port, query,
+    headers and volatile body fields (n, user, ...) do not count."""
+    stable = {k: v for k, v in body.items() if k not in VOLATILE_BODY_FIELDS}
+    return f"{method.upper()} {urlsplit(uri).path.rstrip('/')} {json.dumps(stable, sort_keys=True)}"
+
+
+def scrub_headers(headers: dict[str, str], secrets: list[str]) -> dict[str, str]:
+    clean = {}
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered in SECRET_HEADERS or lowered in VOLATILE_HEADERS or any(s and s in value for s in secrets):
+            continue
+        clean[name] = value
+    return clean
+
+
+def scrub_uri(uri: str) -> str:
+    parts = urlsplit(uri)
+    if not parts.query:
+        return uri
+    query = [(k, REDACTED if k.lower() in SECRET_QUERY_KEYS else v) for k, v in parse_qsl(parts.query, True)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def cassette_path(root: Path, suite: str, model_alias: str, row_id: str) -> Path:
+    """`<root>/<suite>/<model alias>/<row id>.yaml`; unsafe characters are replaced and a short
+    hash keeps two ids that differ only in those characters apart."""
+
+    def safe(part: str) -> str:
+        cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", part).strip(".") or "_"
+        if cleaned != part:
+            cleaned += "-" + hashlib.sha256(part.encode()).hexdigest()[:8]
+        return cleaned
+
+    return root / safe(suite) / safe(model_alias) / f"{safe(row_id)}.yaml"
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings as literal blocks, so a cassette reads well in a diff."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    if "\n" in data:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data)
+
+
+_BlockDumper.add_representer(str, _represent_str)
+
+
+def _as_json(text: Any, path: Path, what: str) -> dict[str, Any]:
+    if isinstance(text, dict):
+        return text
+    try:
+        value = json.loads(text or "{}")
+    except (TypeError, ValueError) as exc:
+        raise CassetteError(f"{path}: {what} is not JSON ({exc}); delete the file and re-record") from exc
+    if not isinstance(value, dict):
+        raise CassetteError(f"{path}: {what} is not a JSON object; delete the file and re-record")
+    return value
+
+
+def _first(values: Any) -> str:
+    return str(values[0]) if isinstance(values, list) and values else str(values)
+
+
+@dataclass
+class RowCassette:
+    path: Path
+    interactions: list[Interaction] = field(default_factory=list)
+    exists: bool = False
+
+    @classmethod
+    def load(cls, path: Path) -> RowCassette:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return cls(path)
+        except OSError as exc:
+            raise CassetteError(f"{path}: cannot read cassette: {exc}") from exc
+        try:
+            data = yaml.load(text, Loader=yaml.CSafeLoader)
+        except yaml.YAMLError as exc:
+            raise CassetteError(f"{path}: corrupt cassette (not valid YAML: {exc}); delete it and re-record") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
+            raise CassetteError(f"{path}: not a vcrpy cassette (no 'interactions' list); delete it and re-record")
+        interactions = []
+        for number, item in enumerate(data["interactions"]):
+            try:
+                request, response = item["request"], item["response"]
+                interactions.append(
+                    Interaction(
+                        method=str(request["method"]),
+                        uri=str(request["uri"]),
+                        request_headers={k: _first(v) for k, v in (request.get("headers") or {}).items()},
+                        request_body=_as_json(request.get("body"), path, f"interaction {number} request body"),
+                        status=int(response["status"]["code"]),
+                        response_headers={k: _first(v) for k, v in (response.get("headers") or {}).items()},
+                        response_body=_as_json(
+                            (response.get("body") or {}).get("string"), path, f"interaction {number} response body"
+                        ),
+                    )
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                if isinstance(exc, CassetteError):
+                    raise
+                raise CassetteError(
+                    f"{path}: interaction {number} is malformed ({type(exc).__name__}: {exc}); "
+                    "delete the file and re-record"
+                ) from exc
+        return cls(path, interactions, exists=True)
+
+    def recorded_choices(self, key: str) -> list[dict[str, Any]]:
+        """Every recorded choice for requests equal to `key`, in recording order: successive
+        identical requests replay successive recordings, never the same one twice."""
+        return [c for i in self.interactions if i.status < 300 and i.key == key for c in i.choices]
+
+    def nearest(self, uri: str, body: dict[str, Any]) -> str | None:
+        """A diff between a request and the most similar recorded one, for miss messages."""
+        if not self.interactions:
+            return None
+
+        def lines(path_of: str, value: dict[str, Any]) -> list[str]:
+            stable = {k: v for k, v in value.items() if k not in VOLATILE_BODY_FIELDS}
+            body_lines = json.dumps(stable, indent=1, sort_keys=True, ensure_ascii=False).splitlines()
+            return [f"path: {urlsplit(path_of).path}", *body_lines]
+
+        wanted = lines(uri, body)
+        best = max(
+            self.interactions,
+            key=lambda i: difflib.SequenceMatcher(None, wanted, lines(i.uri, i.request_body)).ratio(),
+        )
+        recorded = lines(best.uri, best.request_body)
+        diff = difflib.unified_diff(recorded, wanted, "recorded", "requested", lineterm="", n=1)
+        return "\n".join(list(diff)[:40])
+
+    def append(self, interaction: Interaction) -> None:
+        self.interactions.append(interaction)
+
+    def dumps(self) -> str:
+        def entry(i: Interaction) -> dict[str, Any]:
+            return {
+                "request": {
+                    "method": i.method,
+                    "uri": i.uri,
+                    "body": json.dumps(i.request_body, indent=1, ensure_ascii=False),
+                    "headers": {k: [v] for k, v in sorted(i.request_headers.items())},
+                },
+                "response": {
+                    "status": {"code": i.status, "message": "OK" if i.status < 300 else "ERROR"},
+                    "headers": {k: [v] for k, v in sorted(i.response_headers.items())},
+                    "body": {"string": json.dumps(i.response_body, indent=1, ensure_ascii=False)},
+                },
+            }
+
+        data = {"interactions": [entry(i) for i in self.interactions], "version": CASSETTE_VERSION}
+        return yaml.dump(data, Dumper=_BlockDumper, allow_unicode=True, sort_keys=False, width=100)
+
+    def save(self, secrets: list[str]) -> None:
+        """Write atomically; refuse (and write nothing) if a secret survived scrubbing."""
+        text = self.dumps()
+        leaked = [s for s in secrets if s and len(s) >= 6 and s in text]
+        if leaked:
+            raise SecretLeak(
+                f"{self.path}: refused to save: the cassette would contain the API key; "
+                "nothing was written (report this: a response echoed the key)"
+            )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, self.path)
+        self.exists = True
