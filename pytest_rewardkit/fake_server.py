@@ -108,6 +108,8 @@ class _ChatRequest(BaseModel):
     model: str = Field(min_length=1)
     messages: list[_ChatMessage] = Field(min_length=1)
     n: int = Field(default=1, ge=1, le=128)
+    # Answers are whole JSON bodies; a client asking for server-sent events must learn that here, not by choking.
+    stream: Literal[False] = False
 
 
 class TableRow(BaseModel):
@@ -119,7 +121,7 @@ class TableRow(BaseModel):
     responses: list[str | dict[str, Any]] = Field(min_length=1)
 
 
-@dataclass
+@dataclass(eq=False)
 class FakeChatServer:
     """Serves `POST /v1/chat/completions` (and Fireworks' `/inference/v1/...`) on 127.0.0.1.
 

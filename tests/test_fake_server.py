@@ -313,6 +313,7 @@ def test_api_key_is_required_when_set() -> None:
         ({"model": "m", "messages": [{"role": "user", "content": 5}]}, "messages.0.content"),
         ({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 0}, "n"),
         ({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": "2"}, "n"),
+        ({"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True}, "stream"),
     ],
 )
 def test_bad_requests_get_a_400_openai_error(body: Any, param: str | None) -> None:
@@ -438,23 +439,18 @@ def test_command_line_serves_a_table_until_sigterm(tmp_path: Path) -> None:
     table = tmp_path / "table.jsonl"
     rows = [{"prompt": "q", "responses": ["r0", {"content": "r1"}]}, {"prompt": "p", "responses": ["only"]}]
     table.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pytest_rewardkit.fake_server", "--table", str(table), "--latency", "0.01"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        base_url = process.stdout.readline().strip()
-        assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
-        assert contents(post(base_url, chat("q", n=2))[2]) == ["r0", "r1"]
-        assert contents(post(base_url, chat("p"))[2]) == ["only"]
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
-    finally:
-        process.kill()
-        process.wait()
+    command = [sys.executable, "-m", "pytest_rewardkit.fake_server", "--table", str(table), "--latency", "0.01"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            base_url = process.stdout.readline().strip()
+            assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
+            assert contents(post(base_url, chat("q", n=2))[2]) == ["r0", "r1"]
+            assert contents(post(base_url, chat("p"))[2]) == ["only"]
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) == 0
+        finally:
+            process.kill()
 
 
 def test_command_line_rejects_a_bad_table_with_its_location(tmp_path: Path) -> None:
