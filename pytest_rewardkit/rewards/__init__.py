@@ -8,6 +8,7 @@ from pytest_rewardkit.reward import RewardFunction, import_object, reward_functi
 # One line per built-in: name -> "module:function". Other modules add theirs here.
 BUILTINS: dict[str, str] = {
     "math": "pytest_rewardkit.rewards.math:math_reward",
+    "tool_call": "pytest_rewardkit.rewards.tool_call:tool_call_reward",
 }
 
 
