@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_rewardkit import suite
-from pytest_rewardkit.config import ConfigError, Options, Settings
+from pytest_rewardkit.config import ConfigError, Settings
 from pytest_rewardkit.dataset import DatasetEntry
 from pytest_rewardkit.evaluation import (
     Case,
@@ -23,18 +23,16 @@ from pytest_rewardkit.evaluation import (
     evaluate_case,
 )
 from pytest_rewardkit.reward import RewardFunction
+from pytest_rewardkit.state import GENERATOR_KEY, PROPERTY, options
 
 if TYPE_CHECKING:
     from pytest_rewardkit.generation import Generator, Progress
 
-OPTIONS_KEY = pytest.StashKey[Options]()
-GENERATOR_KEY = pytest.StashKey["Generator"]()
-PROPERTY = "rewardkit"
 PROGRESS_EVERY = 2.0  # seconds between live generation progress lines
 
 
 def load_suite(config: pytest.Config, config_path: Path) -> tuple[Settings, list[DatasetEntry]]:
-    return suite.load_suite(config_path, config.stash[OPTIONS_KEY], config.rootpath)
+    return suite.load_suite(config_path, options(config), config.rootpath)
 
 
 def generator(config: pytest.Config) -> Generator:
@@ -45,15 +43,15 @@ def generator(config: pytest.Config) -> Generator:
         return existing
     from pytest_rewardkit.generation import GenerationConfig, Generator
 
-    options = config.stash[OPTIONS_KEY]
+    opts = options(config)
     created = Generator(
         GenerationConfig(
             cassette_root=cassette_root(config),
-            record_mode=options.record_mode,
-            concurrency=options.concurrency,
-            api_key=os.environ.get(options.api_key_env) or None,
-            api_key_env=options.api_key_env,
-            read_timeout=options.request_timeout,
+            record_mode=opts.record_mode,
+            concurrency=opts.concurrency,
+            api_key=os.environ.get(opts.api_key_env) or None,
+            api_key_env=opts.api_key_env,
+            read_timeout=opts.request_timeout,
         ),
         on_progress=_progress_printer(config),
     )
@@ -61,15 +59,9 @@ def generator(config: pytest.Config) -> Generator:
     return created
 
 
-def close_generator(config: pytest.Config) -> None:
-    existing = config.stash.get(GENERATOR_KEY, None)
-    if existing is not None:
-        existing.close()
-
-
 def cassette_root(config: pytest.Config) -> Path:
-    options = config.stash[OPTIONS_KEY]
-    root = options.cassette_dir or Path("cassettes")
+    opts = options(config)
+    root = opts.cassette_dir or Path("cassettes")
     return root if root.is_absolute() else config.rootpath / root
 
 
@@ -98,8 +90,8 @@ def make_case(config: pytest.Config, settings: Settings, entry: DatasetEntry) ->
 def check_recordings_exist(config: pytest.Config, settings: Settings) -> None:
     """Replay-only with no cassette at all for this suite and model is one clear error,
     not one identical failure per row."""
-    options = config.stash[OPTIONS_KEY]
-    if settings.model is None or options.record_mode != "none":
+    opts = options(config)
+    if settings.model is None or opts.record_mode != "none":
         return
     from pytest_rewardkit.recording import cassette_path
 
@@ -107,7 +99,7 @@ def check_recordings_exist(config: pytest.Config, settings: Settings) -> None:
     if not folder.is_dir():
         raise ConfigError(
             f"no recorded responses for model {settings.model!r} in {folder} (record mode none replays only).\n"
-            f"Record them: {options.api_key_env}=<your key> pytest {settings.config_path.parent} "
+            f"Record them: {opts.api_key_env}=<your key> pytest {settings.config_path.parent} "
             f"--rk-model {settings.model} --rk-n {settings.n} --record-mode=new_episodes\n"
             f"(--rk-base-url points at any other OpenAI-compatible server)"
         )
@@ -242,7 +234,7 @@ def prefetch_upcoming(item: pytest.Item) -> None:
     gen = item.config.stash.get(GENERATOR_KEY, None)
     if gen is None or not gen.records or not isinstance(item, RowItem) or item.settings.model is None:
         return
-    window = 2 * item.config.stash[OPTIONS_KEY].concurrency
+    window = 2 * options(item.config).concurrency
     cases = []
     for upcoming in _upcoming_items(item)[:window]:
         if isinstance(upcoming, RowItem) and upcoming.settings.model is not None:

@@ -8,7 +8,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-CONFIG_NAMES = ("rewardkit.yaml", "rewardkit.yml")
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 
 Aggregate = Literal["mean", "min", "max"]

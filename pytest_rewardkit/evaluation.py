@@ -60,12 +60,14 @@ class RowOutcome(BaseModel):
     group: dict[str, str] = {}
 
     def verdict_message(self) -> str:
-        head = (
-            f"row {self.row_id}: reward {self.reward:.3f} < threshold {self.threshold:g} "
-            f"({self.aggregate} of {len(self.variants)} variant(s))"
-            if self.reward is not None
-            else (self.error if f"row {self.row_id}" in (self.error or "") else f"row {self.row_id}: {self.error}")
-        )
+        if self.reward is not None:
+            head = (
+                f"row {self.row_id}: reward {self.reward:.3f} < threshold {self.threshold:g} "
+                f"({self.aggregate} of {len(self.variants)} variant(s))"
+            )
+        else:
+            error = self.error or "not scored"
+            head = error if f"row {self.row_id}" in error else f"row {self.row_id}: {error}"
         lines = [head]
         for v in self.variants:
             excerpt = _excerpt(v.response.text if v.response else "")

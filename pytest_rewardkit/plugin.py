@@ -1,26 +1,25 @@
-"""pytest hooks. Each stays thin: the work is in plain modules that are tested on their own."""
+"""pytest hooks. Each stays thin: the work is in plain modules that are tested on their own.
+
+This module loads in every pytest run of a project that has the plugin installed, so it imports
+nothing heavy: the rest of the package is imported when a suite or an --rk-* option shows up.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_rewardkit.collection import (
-    OPTIONS_KEY,
-    PROPERTY,
-    BoundCase,
-    SuiteFile,
-    bind_case,
-    close_generator,
-    marker_cases,
-    prefetch_upcoming,
-)
-from pytest_rewardkit.config import CONFIG_NAMES, ConfigError, Options, parse_options
-from pytest_rewardkit.evaluation import RowOutcome
-from pytest_rewardkit.report import GateVerdict, ResultsWriter, format_summary, gate, summarize
+from pytest_rewardkit.state import CONFIG_NAMES, GENERATOR_KEY, PROPERTY, RAW_OPTIONS_KEY, options
+
+if TYPE_CHECKING:
+    from pytest_rewardkit.collection import BoundCase
+    from pytest_rewardkit.evaluation import RowOutcome
+    from pytest_rewardkit.report import GateVerdict, ResultsWriter
+
+DEFAULT_OUTPUT = "rewardkit-results"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -37,7 +36,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--rk-limit", type=int, help="only the first N rows of each dataset")
     group.addoption(
         "--rk-output",
-        default="rewardkit-results",
+        default=DEFAULT_OUTPUT,
         help="directory for results.jsonl and summary.json (default: %(default)s; '' disables)",
     )
     group.addoption("--rk-group-by", action="append", help="break the pass rate down by a row field")
@@ -61,14 +60,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "rewardkit(suite): run this test once per row of the suite's dataset (fixture rk_case)"
     )
-    raw = {
+    record_mode = config.getoption("record_mode", "none")
+    raw: dict[str, Any] = {
         "model": config.getoption("rk_model"),
         "n": config.getoption("rk_n"),
         "threshold": config.getoption("rk_threshold"),
         "min_pass_rate": config.getoption("rk_min_pass_rate"),
         "k": config.getoption("rk_k"),
         "limit": config.getoption("rk_limit"),
-        "output": config.getoption("rk_output") or None,
         "group_by": config.getoption("rk_group_by"),
         "base_url": config.getoption("rk_base_url"),
         "concurrency": config.getoption("rk_concurrency"),
@@ -76,22 +75,23 @@ def pytest_configure(config: pytest.Config) -> None:
         "api_key_env": config.getoption("rk_api_key_env"),
         "request_timeout": config.getoption("rk_request_timeout"),
         # pytest-recording's "rewrite" re-records everything, which is our "all".
-        "record_mode": {"rewrite": "all"}.get(config.getoption("record_mode"), config.getoption("record_mode")),
+        "record_mode": "all" if record_mode == "rewrite" else record_mode,
     }
-    try:
-        options = parse_options(raw)
-    except ConfigError as exc:
-        raise pytest.UsageError(str(exc)) from exc
-    config.stash[OPTIONS_KEY] = options
+    output = config.getoption("rk_output")
+    config.stash[RAW_OPTIONS_KEY] = {**raw, "output": output or None}
+    if any(v is not None for k, v in raw.items() if k != "record_mode") or output != DEFAULT_OUTPUT:
+        options(config)  # an explicit --rk-* value is checked now: a bad one is a usage error at start-up
     if not hasattr(config, "workerinput"):
-        output = options.output
-        if output is not None and not output.is_absolute():
-            output = config.rootpath / output
-        config.pluginmanager.register(RunRecorder(options, output), "rewardkit-recorder")
+        target = Path(output) if output else None
+        if target is not None and not target.is_absolute():
+            target = config.rootpath / target
+        config.pluginmanager.register(RunRecorder(config, target), "rewardkit-recorder")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.name in CONFIG_NAMES:
+        from pytest_rewardkit.collection import SuiteFile
+
         return SuiteFile.from_parent(parent, path=file_path)
     return None
 
@@ -100,6 +100,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("rewardkit")
     if marker is None or "rk_case" not in metafunc.fixturenames:
         return
+    from pytest_rewardkit.collection import marker_cases
+    from pytest_rewardkit.config import ConfigError
+
     if not marker.args:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.rewardkit needs a suite folder")
     try:
@@ -110,24 +113,31 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    prefetch_upcoming(item)
+    if GENERATOR_KEY in item.config.stash:
+        from pytest_rewardkit.collection import prefetch_upcoming
+
+        prefetch_upcoming(item)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    close_generator(session.config)
+    generator = session.config.stash.get(GENERATOR_KEY, None)
+    if generator is not None:
+        generator.close()
 
 
 @pytest.fixture
 def rk_case(request: pytest.FixtureRequest) -> BoundCase:
     """The current dataset row of a test marked `@pytest.mark.rewardkit('<suite>')`."""
+    from pytest_rewardkit.collection import bind_case
+
     return bind_case(request)
 
 
 class RunRecorder:
     """The controller's view of the run: every row outcome, the result files, the gate."""
 
-    def __init__(self, options: Options, output: Path | None) -> None:
-        self.options = options
+    def __init__(self, config: pytest.Config, output: Path | None) -> None:
+        self.config = config
         self.output = output
         self.outcomes: list[RowOutcome] = []
         self.writer: ResultsWriter | None = None
@@ -142,6 +152,9 @@ class RunRecorder:
         report.user_properties = [(n, v) for n, v in report.user_properties if n != PROPERTY]
         if report.when != "teardown":
             return
+        from pytest_rewardkit.evaluation import RowOutcome
+        from pytest_rewardkit.report import ResultsWriter
+
         for value in ours:
             outcome = RowOutcome.model_validate(value)
             self.outcomes.append(outcome)
@@ -152,22 +165,33 @@ class RunRecorder:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        summaries = summarize(self.outcomes, self.options.k)
-        gated = self.options.min_pass_rate is not None
-        if gated and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-            assert self.options.min_pass_rate is not None
-            self.verdict = gate(summaries, self.options.min_pass_rate)
+        gated = self.config.stash[RAW_OPTIONS_KEY].get("min_pass_rate") is not None
+        if not self.outcomes and not gated:
+            return  # no suite ran and no gate asked for: nothing to say
+        from pytest_rewardkit.report import gate, summarize
+
+        opts = options(self.config)
+        summaries = summarize(self.outcomes, opts.k)
+        if opts.min_pass_rate is not None and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            self.verdict = gate(summaries, opts.min_pass_rate)
             session.exitstatus = pytest.ExitCode.OK if self.verdict.met else pytest.ExitCode.TESTS_FAILED
         if self.writer is not None:
             self.writer.finish(summaries, self.verdict)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.outcomes:
+            from pytest_rewardkit.report import format_summary, summarize
+
             terminalreporter.write_sep("=", "rewardkit summary")
-            for line in format_summary(summarize(self.outcomes, self.options.k)):
+            for line in format_summary(summarize(self.outcomes, options(self.config).k)):
                 terminalreporter.write_line(line)
             if self.writer is not None:
                 terminalreporter.write_line(f"results: {self.writer.directory}")
-        if self.verdict is not None:
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        # The gate's verdict is the run's last line, after pytest's own counts, since it alone
+        # decides the exit status.
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if self.verdict is not None and reporter is not None:
             ok = self.verdict.met
-            terminalreporter.write_line(self.verdict.line, green=ok, red=not ok, bold=True)
+            reporter.write_line(self.verdict.line, green=ok, red=not ok, bold=True)

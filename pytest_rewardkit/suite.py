@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pytest_rewardkit.config import CONFIG_NAMES, ConfigError, Options, Settings, combine, load_suite_config
+from pytest_rewardkit.config import ConfigError, Options, Settings, combine, load_suite_config
 from pytest_rewardkit.dataset import DatasetEntry, DatasetError, read_dataset
 from pytest_rewardkit.evaluation import Case, ResponseSource, RowOutcome, evaluate_case
+from pytest_rewardkit.state import CONFIG_NAMES
 
 
 def find_config(path: Path) -> Path:

@@ -1,0 +1,34 @@
+"""What the hooks keep on the pytest config. Import-light on purpose: the plugin loads in every
+pytest run of a user's project, so pydantic, YAML and the HTTP stack wait until a suite is found
+or an --rk-* option is given."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from pytest_rewardkit.config import Options
+    from pytest_rewardkit.generation import Generator
+
+CONFIG_NAMES = ("rewardkit.yaml", "rewardkit.yml")
+PROPERTY = "rewardkit"  # the user_properties name that carries a row outcome to the controller
+
+RAW_OPTIONS_KEY = pytest.StashKey[dict[str, Any]]()
+OPTIONS_KEY: pytest.StashKey[Options] = pytest.StashKey()
+GENERATOR_KEY: pytest.StashKey[Generator] = pytest.StashKey()
+
+
+def options(config: pytest.Config) -> Options:
+    """The validated --rk-* options (validated once; a bad value is a usage error)."""
+    cached = config.stash.get(OPTIONS_KEY, None)
+    if cached is None:
+        from pytest_rewardkit.config import ConfigError, parse_options
+
+        try:
+            cached = parse_options(config.stash[RAW_OPTIONS_KEY])
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+        config.stash[OPTIONS_KEY] = cached
+    return cached
