@@ -433,12 +433,15 @@ def _judge(calls: list[Call], expected: list[ExpectedCall], offered: dict[str, T
     return _Verdict(optimal_matching(compatible), mismatches, schema, schema_error)
 
 
-def _explain_missing(index: int, verdict: _Verdict, calls: list[Call], name: str) -> str:
-    used = set(verdict.pairs)
-    row = verdict.mismatches[index]
+def _explain_missing(index: int, verdict: _Verdict, calls: list[Call], name: str, explained: set[int]) -> str:
+    """Why expected call `index` has no partner, told against the call most likely meant for it: an
+    unpaired call to the same function not yet used to explain another, the one in the same position first."""
     same_name = [j for j, call in enumerate(calls) if call.name == name]
-    for j in sorted(same_name, key=lambda j: j in used):
-        mismatch = row[j]
+    if same_name:
+        unused = [j for j in same_name if j not in verdict.pairs and j not in explained] or same_name
+        j = index if index in unused else unused[0]
+        explained.add(j)
+        mismatch = verdict.mismatches[index][j]
         if mismatch is None:  # passes the checker but breaks the schema (strict_schema)
             return f"{name}: {verdict.schema[j]} (strict_schema)"
         return f"{name}: {mismatch.message}"
@@ -490,25 +493,28 @@ def _result(
 ) -> EvaluateResult:
     metrics: dict[str, MetricResult] = {}
     problems: list[str] = []
+    explained: set[int] = set()
     source = f" (read from {reading.format})" if calls else (f" ({reading.note})" if reading.note else "")
     count_ok = len(calls) == len(expected)
     metrics["call_count"] = MetricResult(
         score=1.0 if count_ok else 0.0, reason=f"expected {len(expected)} call(s), got {len(calls)}{source}"
     )
-    if not count_ok:
+    if not count_ok and expected:
         problems.append(f"expected {len(expected)} call(s), got {len(calls)}{source}")
     for i, (e, pair) in enumerate(zip(expected, verdict.pairs, strict=True)):
         name = offered_tool(e.name, offered).name
         if pair is not None:
             metrics[f"call_{i + 1}"] = MetricResult(score=1.0, reason=f"{name}: matched {calls[pair].describe()}")
             continue
-        reason = _explain_missing(i, verdict, calls, name)
+        reason = _explain_missing(i, verdict, calls, name, explained)
         metrics[f"call_{i + 1}"] = MetricResult(score=0.0, reason=reason)
         problems.append(reason)
     paired = {j for j in verdict.pairs if j is not None}
     for j, call in enumerate(calls):
         if j not in paired:
-            why = call.error or ("no call was expected" if not expected else "matches no expected call")
+            why = (
+                "no call was expected" if not expected else ("unreadable" if call.error else "matches no expected call")
+            )
             metrics[f"unexpected_call_{j + 1}"] = MetricResult(score=0.0, reason=f"{call.describe()}: {why}")
             if not expected or call.error or len(calls) > len(expected):
                 problems.append(f"unexpected call {call.describe()}: {why}")
