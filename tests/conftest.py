@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -72,12 +73,22 @@ def chat_row() -> ChatRow:
 
 
 @pytest.fixture
-def make_suite(pytester: pytest.Pytester) -> MakeSuite:
-    """Write a suite folder under the pytester directory; `rk_rewards` is importable from there."""
-    (pytester.path / "rk_rewards.py").write_text(REWARDS_MODULE, encoding="utf-8")
-    pytester.syspathinsert()
-    # Quiets pytest-asyncio's warning about an unset loop scope in the inner runs.
+def quiet_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
+    """pytester with an ini that sets pytest-asyncio's loop scope (else every inner run warns)."""
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    return pytester
+
+
+@pytest.fixture
+def make_suite(quiet_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> MakeSuite:
+    """Write a suite folder under the pytester directory; `rk_rewards` is importable from there,
+    in this process and in a subprocess (xdist workers copy the sys.path their controller
+    started with, so runs with -n need `runpytest_subprocess`)."""
+    (quiet_pytester.path / "rk_rewards.py").write_text(REWARDS_MODULE, encoding="utf-8")
+    quiet_pytester.syspathinsert()
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(quiet_pytester.path), os.environ.get("PYTHONPATH")]))
+    )
 
     def build(
         rows: list[dict[str, Any]],
@@ -86,7 +97,7 @@ def make_suite(pytester: pytest.Pytester) -> MakeSuite:
         **config: Any,
     ) -> Path:
         """`bad_lines` maps a 0-based position to a raw line inserted there (malformed rows)."""
-        directory = pytester.path / folder
+        directory = quiet_pytester.path / folder
         directory.mkdir(parents=True, exist_ok=True)
         config.setdefault("reward", "rk_rewards:exact")
         (directory / "rewardkit.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")

@@ -1,0 +1,223 @@
+"""Pass rate with its Wilson interval, unbiased pass@k and pass^k, the gate, and the result files."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from pytest_rewardkit import EvaluateResult, Message, MetricResult
+from pytest_rewardkit.evaluation import RowOutcome, VariantResult
+from pytest_rewardkit.report import (
+    ResultsWriter,
+    format_summary,
+    gate,
+    pass_at_k,
+    pass_hat_k,
+    summarize,
+    wilson_interval,
+)
+
+RESULT_FIELDS = {"row_id", "variant", "messages", "response", "score", "reason", "metrics", "passed", "error"}
+RESULT_FIELDS |= {"model", "parameters"}
+
+
+def outcome(
+    row_id: str,
+    scores: list[float],
+    threshold: float = 1.0,
+    error: str | None = None,
+    suite: str = "math",
+    model: str = "dataset",
+) -> RowOutcome:
+    """A row scored with `scores` per variant (its reward their mean), or an error row."""
+    variants = [
+        VariantResult(
+            index=i,
+            response=Message(role="assistant", content=f"answer {s}"),
+            result=EvaluateResult(score=s, reason=f"scored {s}", metrics={"format": MetricResult(score=1.0)}),
+            passed=s >= threshold,
+        )
+        for i, s in enumerate(scores)
+    ]
+    reward = None if error or not scores else sum(scores) / len(scores)
+    return RowOutcome(
+        suite=suite,
+        dataset=f"{suite}/dataset.jsonl",
+        row_id=row_id,
+        model=model,
+        parameters={"n": max(1, len(scores)), "temperature": 0.7},
+        prompt=[Message(role="user", content=f"question {row_id}")],
+        threshold=threshold,
+        aggregate="mean",
+        variants=variants,
+        reward=reward,
+        passed=reward is not None and reward >= threshold,
+        error=error,
+    )
+
+
+# Newcombe (1998), "Two-sided confidence intervals for the single proportion", table I, method 3.
+@pytest.mark.parametrize(
+    ("successes", "total", "low", "high"),
+    [
+        (81, 263, 0.2553, 0.3662),
+        (15, 148, 0.0624, 0.1605),
+        (0, 20, 0.0, 0.1611),
+        (1, 29, 0.0061, 0.1718),
+        (5, 10, 0.2366, 0.7634),
+        (10, 10, 0.7225, 1.0),
+    ],
+)
+def test_wilson_interval_known_values(successes: int, total: int, low: float, high: float) -> None:
+    assert wilson_interval(successes, total) == pytest.approx((low, high), abs=5e-5)
+
+
+def test_wilson_interval_is_symmetric_and_covers_everything_without_data() -> None:
+    low, high = wilson_interval(3, 17)
+    mirror_low, mirror_high = wilson_interval(14, 17)
+    assert (low, high) == pytest.approx((1 - mirror_high, 1 - mirror_low))
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def brute_force(n: int, c: int, k: int) -> tuple[float, float]:
+    """pass@k and pass^k by enumerating every k-subset of n samples, c of them correct."""
+    samples = [True] * c + [False] * (n - c)
+    subsets = list(itertools.combinations(samples, k))
+    return sum(map(any, subsets)) / len(subsets), sum(map(all, subsets)) / len(subsets)
+
+
+@pytest.mark.parametrize("n", range(1, 8))
+def test_pass_at_k_and_pass_hat_k_match_enumeration_over_subsets(n: int) -> None:
+    for c in range(n + 1):
+        for k in range(1, n + 1):
+            at_k, hat_k = brute_force(n, c, k)
+            assert pass_at_k(n, c, k) == pytest.approx(at_k), (n, c, k)
+            assert pass_hat_k(n, c, k) == pytest.approx(hat_k), (n, c, k)
+
+
+def test_pass_at_1_is_the_fraction_correct() -> None:
+    assert pass_at_k(10, 3, 1) == pytest.approx(0.3)
+    assert pass_hat_k(10, 3, 1) == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("estimator", [pass_at_k, pass_hat_k])
+def test_k_above_n_is_refused(estimator: object) -> None:
+    assert callable(estimator)
+    with pytest.raises(ValueError, match="needs at least 5 samples, got 4"):
+        estimator(4, 2, 5)
+
+
+def test_summary_counts_passed_failed_and_errored_apart() -> None:
+    rows = [
+        outcome("a", [1.0]),
+        outcome("b", [1.0]),
+        outcome("c", [0.0]),
+        outcome("d", [0.5], threshold=0.5),
+        outcome("e", [], error="row e has no assistant turn"),
+    ]
+    (summary,) = summarize(rows)
+    assert (summary.suite, summary.dataset, summary.model) == ("math", "math/dataset.jsonl", "dataset")
+    assert (summary.rows, summary.variants, summary.passed, summary.failed, summary.errored) == (5, 4, 3, 1, 1)
+    assert summary.pass_rate == pytest.approx(3 / 5)
+    assert summary.pass_rate_ci95 == pytest.approx(wilson_interval(3, 5))
+    assert summary.mean_reward == pytest.approx((1 + 1 + 0 + 0.5) / 4)  # the error is not a 0
+    assert summary.pass_at_k == {"1": pytest.approx(3 / 5)}
+
+
+def test_pass_at_k_is_estimated_per_row_then_averaged() -> None:
+    rows = [outcome("a", [1, 0, 0, 0]), outcome("b", [1, 1, 1, 0])]
+    (summary,) = summarize(rows, ks=[1, 2, 4])
+    assert summary.pass_at_k == pytest.approx({"1": 0.5, "2": (0.5 + 1.0) / 2, "4": 1.0})
+    assert summary.pass_hat_k == pytest.approx({"1": 0.5, "2": (0.0 + 0.5) / 2, "4": 0.0})
+
+
+def test_default_ks_are_1_and_n() -> None:
+    (summary,) = summarize([outcome("a", [1, 0, 0]), outcome("b", [1, 1, 0])])
+    assert set(summary.pass_at_k) == set(summary.pass_hat_k) == {"1", "3"}
+
+
+def test_an_errored_row_counts_as_no_correct_sample_in_pass_at_k() -> None:
+    rows = [outcome("a", [1, 1]), outcome("b", [], error="generation failed")]
+    (summary,) = summarize(rows, ks=[1])
+    assert summary.pass_at_k == {"1": pytest.approx(0.5)}
+
+
+def test_one_summary_per_dataset_and_model_in_any_order() -> None:
+    rows = [outcome(f"r{i}", [float(i % 2)], suite=suite) for i in range(6) for suite in ("math", "code")]
+    rows += [outcome("x", [1.0], model="gpt-x")]
+    summaries = summarize(rows)
+    assert [(s.suite, s.model, s.rows) for s in summaries] == [
+        ("code", "dataset", 6),
+        ("math", "dataset", 6),
+        ("math", "gpt-x", 1),
+    ]
+    random.Random(7).shuffle(rows)
+    assert summarize(rows) == summaries
+
+
+def test_gate_met_when_every_pass_rate_reaches_the_minimum() -> None:
+    summaries = summarize([outcome("a", [1.0]), outcome("b", [0.0]), outcome("c", [1.0], suite="code")])
+    verdict = gate(summaries, 0.5)
+    assert verdict.met
+    assert verdict.line == "rewardkit gate: PASSED (every pass rate >= 50.0%) -> exit 0"
+
+
+def test_gate_not_met_names_the_suites_below() -> None:
+    summaries = summarize([outcome("a", [1.0]), outcome("b", [0.0]), outcome("c", [1.0], suite="code")])
+    verdict = gate(summaries, 0.6)
+    assert not verdict.met
+    assert verdict.line == "rewardkit gate: FAILED (min pass rate 60.0%; below: math/dataset 50.0%) -> exit 1"
+
+
+def test_gate_with_no_rows_is_not_met() -> None:
+    verdict = gate([], 0.0)
+    assert not verdict.met
+    assert "no rows were evaluated" in verdict.line
+
+
+def test_format_summary_states_every_figure() -> None:
+    text = "\n".join(format_summary(summarize([outcome("a", [1, 1]), outcome("b", [1, 0]), outcome("c", [0, 0])])))
+    assert "math [dataset]  math/dataset.jsonl" in text
+    assert "rows 3  variants 6  passed 1  failed 2  errored 0" in text
+    assert "pass rate 33.3%  (95% CI 6.1%-79.2%)  mean reward 0.500" in text
+    assert "pass@1 0.500  pass@2 0.667  |  pass^1 0.500  pass^2 0.333" in text
+
+
+def test_results_file_has_one_line_per_row_and_variant_and_stays_valid_when_interrupted(tmp_path: Path) -> None:
+    writer = ResultsWriter(tmp_path / "out")
+    writer.write(outcome("a", [1.0, 0.0], threshold=1.0))
+    writer.write(outcome("b", [], error="row b has no assistant turn"))
+    # Not finished: what an interrupted run leaves behind.
+    lines = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert [(r["row_id"], r["variant"], r["passed"]) for r in lines] == [
+        ("a", 0, True),
+        ("a", 1, False),
+        ("b", None, False),
+    ]
+    assert all(set(r) >= RESULT_FIELDS for r in lines)
+    first = lines[0]
+    assert first["messages"] == [{"role": "user", "content": "question a"}]
+    assert first["response"] == {"role": "assistant", "content": "answer 1.0"}
+    assert (first["score"], first["reason"], first["error"]) == (1.0, "scored 1.0", None)
+    assert first["metrics"] == {"format": {"score": 1.0, "reason": "", "is_score_valid": True}}
+    assert (first["model"], first["parameters"]) == ("dataset", {"n": 2, "temperature": 0.7})
+    assert lines[2]["error"] == "row b has no assistant turn"
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_finish_writes_the_summary_json(tmp_path: Path) -> None:
+    writer = ResultsWriter(tmp_path)
+    rows = [outcome("a", [1.0]), outcome("b", [0.0])]
+    for row in rows:
+        writer.write(row)
+    summaries = summarize(rows)
+    writer.finish(summaries, gate(summaries, 0.9))
+    payload = json.loads((tmp_path / "summary.json").read_text())
+    assert payload["summaries"] == [s.model_dump(mode="json") for s in summaries]
+    assert payload["summaries"][0]["pass_rate"] == 0.5
+    assert payload["gate"]["met"] is False
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.jsonl", "summary.json"]
