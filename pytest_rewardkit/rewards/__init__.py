@@ -9,6 +9,8 @@ from pytest_rewardkit.reward import RewardFunction, import_object, reward_functi
 BUILTINS: dict[str, str] = {
     "math": "pytest_rewardkit.rewards.math:math_reward",
     "tool_call": "pytest_rewardkit.rewards.tool_call:tool_call_reward",
+    "code": "pytest_rewardkit.rewards.code:code_reward",
+    "composite": "pytest_rewardkit.rewards.composite:composite_reward",
 }
 
 
