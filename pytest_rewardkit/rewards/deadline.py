@@ -8,9 +8,11 @@ available, so the call runs in a single persistent worker process that is killed
 from __future__ import annotations
 
 import concurrent.futures
+import math
 import multiprocessing
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -23,24 +25,31 @@ class DeadlineExceeded(BaseException):
 
 
 _pool: concurrent.futures.ProcessPoolExecutor | None = None
-_pool_lock = threading.Lock()
+# One call at a time in the worker: a call queued behind another would spend its deadline
+# waiting, and killing the worker on its overrun would kill the other call.
+_worker_lock = threading.Lock()
 
 
-def _get_pool() -> concurrent.futures.ProcessPoolExecutor:
+def _get_pool(warm_up: Callable[[], object] | None) -> concurrent.futures.ProcessPoolExecutor:
     global _pool
-    with _pool_lock:
-        if _pool is None:
-            # forkserver: forking a process that runs threads can deadlock the child.
-            _pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("forkserver")
-            )
-        return _pool
+    if _pool is None:
+        # forkserver: forking a process that runs threads can deadlock the child.
+        pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("forkserver")
+        )
+        # Start-up (a fresh interpreter importing sympy takes about a second) is not the call's time.
+        pool.submit(warm_up or _nothing).result()
+        _pool = pool
+    return _pool
+
+
+def _nothing() -> None:
+    return None
 
 
 def _discard_pool() -> None:
     global _pool
-    with _pool_lock:
-        pool, _pool = _pool, None
+    pool, _pool = _pool, None
     if pool is not None:
         for process in list(getattr(pool, "_processes", {}).values()):
             process.kill()
@@ -51,23 +60,46 @@ def _raise_deadline(signum: int, frame: Any) -> None:
     raise DeadlineExceeded()
 
 
-def call_with_deadline(fn: Callable[..., T], args: tuple[Any, ...], seconds: float) -> T:
-    """`fn(*args)`, or `DeadlineExceeded` after `seconds`. `fn` and `args` must pickle when
-    this is called off the main thread."""
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGALRM, _raise_deadline)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
-        try:
-            return fn(*args)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
-    future = _get_pool().submit(fn, *args)
+def _on_main_thread(fn: Callable[..., T], args: tuple[Any, ...], seconds: float) -> T:
+    started = time.monotonic()
+    previous = signal.signal(signal.SIGALRM, _raise_deadline)
+    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    if outer_delay and outer_delay < seconds:
+        signal.setitimer(signal.ITIMER_REAL, outer_delay)  # someone else's alarm (pytest-timeout) is due first
     try:
-        return future.result(timeout=seconds)
-    except concurrent.futures.TimeoutError:
-        _discard_pool()
-        raise DeadlineExceeded() from None
-    except concurrent.futures.process.BrokenProcessPool:
-        _discard_pool()
-        raise
+        return fn(*args)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer_delay:
+            # Re-arm the outer alarm with what is left of it, so it still fires.
+            left = max(outer_delay - (time.monotonic() - started), 1e-6)
+            signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
+
+
+def _in_worker(fn: Callable[..., T], args: tuple[Any, ...], seconds: float, warm_up: Callable[[], object] | None) -> T:
+    with _worker_lock:
+        future = _get_pool(warm_up).submit(fn, *args)
+        try:
+            return future.result(timeout=seconds)
+        except concurrent.futures.TimeoutError:
+            _discard_pool()
+            raise DeadlineExceeded() from None
+        except concurrent.futures.process.BrokenProcessPool:
+            _discard_pool()
+            raise
+
+
+def call_with_deadline(
+    fn: Callable[..., T], args: tuple[Any, ...], seconds: float, warm_up: Callable[[], object] | None = None
+) -> T:
+    """`fn(*args)`, or `DeadlineExceeded` after `seconds`.
+
+    Off the main thread, `fn`, `args` and the result must pickle, `warm_up` (imports, say) runs once
+    in each new worker before any deadline starts, and the calling script needs the usual
+    `if __name__ == "__main__":` guard, as the worker imports it."""
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(f"a deadline must be a positive number of seconds, got {seconds!r}")
+    if threading.current_thread() is threading.main_thread():
+        return _on_main_thread(fn, args, seconds)
+    return _in_worker(fn, args, seconds, warm_up)

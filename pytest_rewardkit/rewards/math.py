@@ -1,6 +1,8 @@
-"""`math`: is the response's final answer equal to the ground truth? Equivalence is math-verify's
-(sympy-backed: fractions, radicals, intervals, sets, percentages); this module only decides which
-part of the response *is* the final answer, and refuses responses that hedge between several.
+"""`math`: is the response's final answer equal to the ground truth, as a competition grader would
+judge it? Reading LaTeX and deciding equivalence is math-verify's job (sympy-backed: fractions in any
+notation, radicals, pi, complex numbers, intervals, sets, tuples, matrices, equations, degrees, units,
+percentages). This module decides which part of the response *is* the final answer, refuses responses
+that hedge between several, and fills the few gaps math-verify leaves (see `_PREPARE` and `_comparable`).
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+from fractions import Fraction
 from typing import Any
 
 from pytest_rewardkit.models import EvaluateResult, Message, MetricResult
@@ -24,10 +27,21 @@ _ANSWER_LINE = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _ANSWER_PHRASE = re.compile(r"\bthe (?:final )?answer is[:\s]+(.+?)(?:\.\s|\.?$)", re.IGNORECASE | re.MULTILINE)
-_PLAIN_NUMBER = re.compile(
-    r"^[^\d\-−\\{}]*?(?P<num>[-−]?\d[\d,]*(?:\.\d+)?|[-−]?\.\d+)\s*(?P<pct>%|\\%|percent)?[^\d\\{}=]*$"
+
+_REPEATING = re.compile(r"(?<![\d.])(-?)(\d*)\.(\d*)\\overline\s*\{(\d+)\}")
+# Notation latex2sympy does not read, rewritten into notation it does.
+_PREPARE: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\s*°"), r"^\\circ"),
+    (re.compile(r"√\s*(\d+|[a-zA-Z])"), r"\\sqrt{\1}"),
+    (re.compile(r"√"), r"\\sqrt"),
 )
-_LAST_NUMBER = re.compile(r"[-−]?\d[\d,]*(?:\.\d+)?")
+# Math words that are not prose: a bare `sqrt(2)` or `pi` is still an expression.
+_MATH_WORDS = frozenset({"sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "log", "exp", "inf", "infty", "pi", "mod"})
+_TEXT_COMMAND = re.compile(r"\\(?:text\w*|mbox|math\w+)\s*\{[^{}]*\}")
+_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
+# A number or closing brace followed by words only: '18 dollars per day', '\frac{270}{7} degrees'.
+_TRAILING_WORDS = re.compile(r"^(.*[\d}])\s+([A-Za-z][A-Za-z\s.]*)$", re.DOTALL)
+_MATH_ENV = re.compile(r"\$[^$]+\$|\\\(.+?\\\)|\\\[.+?\\\]", re.DOTALL)
 
 
 def _boxed_contents(text: str) -> list[str]:
@@ -45,81 +59,164 @@ def _boxed_contents(text: str) -> list[str]:
     return found
 
 
-def anchored_answers(text: str) -> list[str]:
-    """The final answers a response states, by the strongest anchor it uses:
-    `\\boxed{}`, then GSM8K's `#### N`, then an 'Answer: N' / 'the answer is N' line."""
+def anchored_answers(text: str) -> tuple[list[str], bool]:
+    """The final answers a response states, by the strongest anchor it uses: `\\boxed{}` (then the
+    second item is True), else GSM8K's `#### N`, else an 'Answer: N' / 'the answer is N' line."""
     for finder in (_boxed_contents, _HASHES.findall, _ANSWER_LINE.findall, _ANSWER_PHRASE.findall):
         answers = [a.strip() for a in finder(text) if a.strip()]
         if answers:
-            return answers
-    return []
+            return answers, finder is _boxed_contents
+    return [], False
 
 
-def clean_answer(answer: str) -> str:
-    """LaTeX for one stated answer: strip math delimiters and the prose around a lone number
-    ('$18 per day.' -> '18'), keep anything else for math-verify to read."""
-    answer = answer.strip().rstrip(".").strip()
-    if len(answer) >= 2 and answer.startswith("$") and answer.endswith("$") and answer.count("$") == 2:
+def _repeating_decimal(match: re.Match[str]) -> str:
+    sign, whole, fixed, period = match.groups()
+    # x = whole.fixed(period)(period)... = whole + (fixed.period - fixed) / (10^len(fixed) (10^len(period) - 1))
+    value = Fraction(int(whole or "0")) + Fraction(
+        int(fixed + period) - int(fixed or "0"), 10 ** len(fixed) * (10 ** len(period) - 1)
+    )
+    return f"{sign}\\frac{{{value.numerator}}}{{{value.denominator}}}"
+
+
+def _is_prose(text: str) -> bool:
+    words = _WORD.findall(_TEXT_COMMAND.sub(" ", text))
+    return any(word.lower() not in _MATH_WORDS for word in words)
+
+
+def prepare(answer: str) -> str:
+    """One stated answer as LaTeX math-verify can read: without its surrounding `$...$` or final
+    full stop, and with the notation latex2sympy lacks rewritten (0.\\overline{3}, °, √)."""
+    answer = answer.strip().removesuffix(".").strip()
+    if answer.startswith("$") and answer.endswith("$") and len(answer) > 1 and answer.count("$") == 2:
         answer = answer[1:-1].strip()
-    plain = _PLAIN_NUMBER.match(answer)
-    if plain:
-        number = plain["num"].replace("−", "-")
-        if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", number):
-            number = number.replace(",", "")
-        return number + ("\\%" if plain["pct"] else "")
+    answer = _REPEATING.sub(_repeating_decimal, answer)
+    for pattern, replacement in _PREPARE:
+        answer = pattern.sub(replacement, answer)
     return answer
 
 
-@functools.lru_cache(maxsize=4096)
-def _parse(latex: str) -> tuple[Any, ...]:
+def _units_as_text(latex: str) -> str:
+    """'18 dollars' -> '18 \\text{ dollars}', which math-verify's unit normalisation drops as it
+    drops '18 \\text{ cm}' (its own list of bare unit words is short)."""
+    trailing = _TRAILING_WORDS.match(latex)
+    if trailing and _is_prose(trailing[2]):
+        return f"{trailing[1]} \\text{{ {trailing[2].strip()}}}"
+    return latex
+
+
+@functools.lru_cache(maxsize=8192)
+def read_answer(answer: str) -> tuple[Any, ...]:
+    """What math-verify reads in one stated answer: bare LaTeX (the usual case, boxed or not), or a
+    sentence ('Janet makes $18 a day') from which it extracts the math. Cached: the n variants of a
+    row, and every row sharing a gold answer, parse it once."""
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
 
-    parsed = parse(
-        f"\\boxed{{{latex}}}",
-        extraction_config=[LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()],
-        parsing_timeout=None,
+    prepared = prepare(answer)
+    if _MATH_ENV.search(prepared) or (_is_prose(prepared) and "\\" not in prepared):
+        found = parse(
+            prepared, extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()], parsing_timeout=None
+        )
+        if found:
+            return tuple(found)
+    return tuple(
+        parse(
+            f"\\boxed{{{_units_as_text(prepared)}}}",
+            extraction_config=[LatexExtractionConfig(boxed_match_priority=0)],
+            parsing_timeout=None,
+        )
     )
-    return tuple(parsed)
 
 
-def _equal(gold: tuple[Any, ...], pred: tuple[Any, ...]) -> bool:
+def _last_expression(response: str) -> tuple[Any, ...]:
+    """math-verify's own unanchored extraction: the last LaTeX or plain expression in the text."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
+
+    return tuple(
+        parse(response, extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()], parsing_timeout=None)
+    )
+
+
+def _is_math(parsed: tuple[Any, ...]) -> bool:
+    # math-verify returns its parse followed by the raw text; text alone means it could not parse.
+    return any(not isinstance(value, str) for value in parsed)
+
+
+def _comparable(gold: Any, pred: Any) -> tuple[Any, Any]:
+    """A vector given as a tuple is the same answer as a one-column matrix: (1, 2) = [[1], [2]].
+    math-verify compares matrices only with matrices, so the matrix side becomes a tuple."""
+    from sympy import Interval, MatrixBase, Tuple
+
+    def as_tuple(value: Any) -> Any:
+        if isinstance(value, MatrixBase) and 1 in value.shape:
+            return Tuple(*value)
+        if isinstance(value, Interval) and value.left_open and value.right_open:
+            return Tuple(value.start, value.end)  # '(1, 2)' reads as an open interval
+        return value
+
+    if isinstance(gold, MatrixBase) != isinstance(pred, MatrixBase):
+        return as_tuple(gold), as_tuple(pred)
+    return gold, pred
+
+
+def equal(gold: tuple[Any, ...], pred: tuple[Any, ...]) -> bool:
+    """math-verify's equivalence over both readings of each side."""
     from math_verify import verify
 
-    return bool(verify(list(gold), list(pred), timeout_seconds=None))
+    for g in gold:
+        for p in pred:
+            g_value, p_value = _comparable(g, p)
+            if verify(g_value, p_value, timeout_seconds=None, allow_set_relation_comp=True):
+                return True
+    return False
 
 
 def gold_answer(ground_truth: str) -> str:
-    anchored = anchored_answers(ground_truth)
-    return clean_answer(anchored[-1] if anchored else ground_truth)
+    anchored, _ = anchored_answers(ground_truth)
+    return anchored[-1] if anchored else ground_truth
+
+
+def _is_collection(parsed: tuple[Any, ...]) -> bool:
+    from sympy import FiniteSet
+
+    return any(isinstance(value, FiniteSet) and len(value) > 1 for value in parsed)
 
 
 def grade(response: str, ground_truth: str, strict: bool) -> tuple[float, str, dict[str, Any]]:
     """(score, reason, facts) for one response. Raises ValueError for an unusable gold answer."""
     gold_text = gold_answer(ground_truth)
-    gold = _parse(gold_text)  # cached: n variants of a row parse their gold once
-    if not any(not isinstance(value, str) for value in gold):
+    gold = read_answer(gold_text)
+    if not _is_math(gold):
         raise ValueError(f"ground truth {ground_truth!r} is not a parsable math answer")
-    stated = [clean_answer(a) for a in anchored_answers(response)]
+    stated, boxed = anchored_answers(response)
     anchored = bool(stated)
-    if not stated and not strict:
-        numbers = _LAST_NUMBER.findall(response)
-        stated = [clean_answer(numbers[-1])] if numbers else []
+    if boxed and len(stated) > 1 and _is_collection(gold):
+        # Several boxes answering a several-part question are one answer, as math-verify reads them:
+        # 'the solutions are \\boxed{1} and \\boxed{-2}'. A hedge still fails: the set then differs.
+        stated = [", ".join(stated)]
+    parsed = [read_answer(s) for s in stated]
+    if not anchored and not strict:
+        last = _last_expression(response)
+        if last:
+            stated, parsed = [str(last[-1])], [last]
     if not stated:
         return 0.0, "no final answer: state it as \\boxed{...}, '#### N' or 'Answer: N'", {"anchored": False}
-    parsed = [_parse(s) for s in stated]
+    facts = {"anchored": anchored, "answer": stated[-1]}
     distinct = [stated[0]]
     for text, value in zip(stated[1:], parsed[1:], strict=True):
-        if not _equal(parsed[0], value) and text not in distinct:
+        if text not in distinct and not equal(parsed[0], value):
             distinct.append(text)
-    facts = {"anchored": anchored, "answer": stated[-1]}
     if len(distinct) > 1:
         shown = ", ".join(distinct[:4])
         return 0.0, f"several different final answers ({shown}); expected {gold_text}", facts
-    if not any(not isinstance(value, str) for value in parsed[-1]):
+    if not _is_math(parsed[-1]):
         return 0.0, f"final answer {stated[-1]!r} is not a parsable math expression", facts
-    if _equal(gold, parsed[-1]):
+    if equal(gold, parsed[-1]):
         return 1.0, f"answer {stated[-1]} equals {gold_text}", facts
     return 0.0, f"answer {stated[-1]} != expected {gold_text}", facts
+
+
+def _load_math_verify() -> None:
+    read_answer("1")  # imports sympy and math-verify and loads the LaTeX grammar
 
 
 @reward_function
@@ -132,14 +229,21 @@ def math_reward(
 ) -> EvaluateResult:
     """1.0 when the last message's final answer equals `ground_truth`, else 0.0.
 
-    `strict=False` accepts the last number of a response that anchors no final answer.
-    An unparsable or missing ground truth is an error, not a 0.
+    `strict=False` accepts the last expression of a response that anchors no final answer.
+    An unparsable or missing ground truth is an error, not a 0. Grading that overruns `timeout`
+    seconds (on or off the main thread) scores 0.
     """
     if ground_truth is None:
         return EvaluateResult.invalid("the row has no ground_truth to compare with")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
+        return EvaluateResult.invalid(f"math reward: `timeout` must be a positive number of seconds, got {timeout!r}")
+    if not isinstance(strict, bool):
+        return EvaluateResult.invalid(f"math reward: `strict` must be true or false, got {strict!r}")
     response = messages[-1].text if messages else ""
     try:
-        score, reason, facts = call_with_deadline(grade, (response, str(ground_truth), strict), timeout)
+        score, reason, facts = call_with_deadline(
+            grade, (response, str(ground_truth), strict), timeout, warm_up=_load_math_verify
+        )
     except DeadlineExceeded:
         return EvaluateResult(
             score=0.0,
