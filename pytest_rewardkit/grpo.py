@@ -37,6 +37,9 @@ from transformers import (
 from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
+from pytest_rewardkit.config import ConfigError
+from pytest_rewardkit.dataset import DatasetError
+from pytest_rewardkit.rewards import UnknownReward
 from pytest_rewardkit.trl import suite_dataset, trl_reward
 
 # ChatML, the format of Qwen's chat models: conversational prompts render the same way for the
@@ -253,7 +256,11 @@ def main(argv: Sequence[str] | None = None, suite: Path | None = None) -> int:
     """The command line; an example's `train_grpo.py` passes its own folder as `suite`."""
     settings = parse_args(argv, suite)
     started = time.perf_counter()
-    trainer = train(settings)
+    try:
+        trainer = train(settings)
+    except (ConfigError, DatasetError, UnknownReward) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     rewards = [log["reward"] for log in trainer.state.log_history if "reward" in log]
     print(
         f"done: {trainer.state.global_step} steps in {time.perf_counter() - started:.1f}s; "

@@ -9,6 +9,7 @@ Prompts and completions are strings ("standard" datasets) or message lists ("con
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,6 +34,14 @@ TRL_ARGUMENTS = frozenset({"trainer_state", "log_extra", "log_metric", "environm
 TRL_COLUMNS = frozenset({"prompt", "completion", "completion_ids", *TRL_ARGUMENTS})
 # The row id identifies a row; like in a pytest run, it is not an argument of the reward.
 DEFAULT_COLUMNS: dict[str, str | None] = {"id": None}
+
+TOOLS_PROMPT = (
+    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n{tools}\n</tools>\n\n"
+    "For each function call, return a json object with function name and arguments within "
+    '<tool_call></tool_call> XML tags:\n<tool_call>\n{{"name": <function-name>, "arguments": <args-json-object>}}\n'
+    "</tool_call>"
+)
 
 Prompt = str | list[dict[str, Any]]
 Completion = str | list[dict[str, Any]]
@@ -196,11 +205,11 @@ def suite_dataset(path: str | Path, limit: int | None = None) -> datasets.Datase
             raise DatasetError(
                 f"{settings.dataset_path}:{entry.line}: field(s) {sorted(clash)} are reserved by TRL; rename them"
             )
-        prompt = Case(settings=settings, row=row, row_id=entry.row_id).prompt()
+        prompt = [message.to_api() for message in Case(settings=settings, row=row, row_id=entry.row_id).prompt()]
         records.append(
             {
                 "id": entry.row_id,
-                "prompt": [message.to_api() for message in prompt],
+                "prompt": _with_tools(prompt, row.extra.get("tools")),
                 "ground_truth": row.ground_truth,
                 **row.extra,
             }
@@ -209,7 +218,24 @@ def suite_dataset(path: str | Path, limit: int | None = None) -> datasets.Datase
     features = datasets.Features(
         {name: _feature(name, [record.get(name) for record in records], datasets) for name in names}
     )
-    return datasets.Dataset.from_list(records, features=features)
+    # from_list takes the columns of the first record only: give every record every column.
+    return datasets.Dataset.from_list([{name: r.get(name) for name in names} for r in records], features=features)
+
+
+def _with_tools(prompt: list[dict[str, Any]], tools: Any) -> list[dict[str, Any]]:
+    """The prompt with the row's tools (OpenAI format) described in its system message.
+
+    A pytest run sends a row's tools with the request, for the server's chat template to render;
+    TRL renders only the trainer-wide tools, so the row's go into the text, in the wording of
+    Hermes/Qwen templates, asking for the `<tool_call>` blocks the tool_call reward reads.
+    """
+    if not tools:
+        return prompt
+    listing = "\n".join(json.dumps(tool, ensure_ascii=False) for tool in tools)
+    described = TOOLS_PROMPT.format(tools=listing)
+    if prompt and prompt[0]["role"] == "system":
+        return [{**prompt[0], "content": f"{prompt[0]['content']}\n\n{described}"}, *prompt[1:]]
+    return [{"role": "system", "content": described}, *prompt]
 
 
 def _feature(name: str, values: list[Any], datasets: Any) -> Any:

@@ -1,8 +1,8 @@
 """GRPO training with this suite's reward (`math`) on its prompts; see pytest_rewardkit.grpo.
 
 pip install -e ".[trl]"
-python examples/math/train_grpo.py --max-steps 2             # tiny local model, CPU, seconds
-python examples/math/train_grpo.py --model ./Qwen3-0.6B      # a real model you have locally
+python examples/math/train_grpo.py --max-steps 2         # tiny model built locally, CPU, seconds
+python examples/math/train_grpo.py --model ./Qwen3-0.6B  # a real model you have locally
 """
 
 import sys

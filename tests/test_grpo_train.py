@@ -1,0 +1,120 @@
+"""GRPO training end to end with the tiny in-process model, and the examples' training scripts."""
+
+from __future__ import annotations
+
+import math
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import torch
+
+from pytest_rewardkit import EvaluateResult, Message, reward_function
+from pytest_rewardkit.grpo import TrainSettings, build_trainer, main, parse_args
+
+if TYPE_CHECKING:
+    from conftest import ChatRow, MakeSuite
+
+ROOT = Path(__file__).resolve().parents[1]
+CALLS: list[tuple[str, Any]] = []
+
+
+def _variety(messages: list[Message], ground_truth: Any) -> EvaluateResult:
+    # A score that differs between random completions, so GRPO's advantages (and gradients) are not zero.
+    CALLS.append((messages[-2].text, ground_truth))
+    text = messages[-1].text
+    return EvaluateResult(score=len(set(text)) / max(len(text), 1), reason="distinct characters")
+
+
+@reward_function
+def variety(messages: list[Message], ground_truth: Any = None, **kwargs: Any) -> EvaluateResult:
+    return _variety(messages, ground_truth)
+
+
+@reward_function
+async def async_variety(messages: list[Message], ground_truth: Any = None, **kwargs: Any) -> EvaluateResult:
+    return _variety(messages, ground_truth)
+
+
+@pytest.mark.parametrize("reward", ["variety", "async_variety"])
+def test_two_grpo_steps_train_the_tiny_model_on_the_suites_reward(
+    reward: str, make_suite: MakeSuite, chat_row: ChatRow, tmp_path: Path
+) -> None:
+    rows = [chat_row(f"q{i}", None, str(i * 7)) for i in range(4)]
+    suite = make_suite(rows, reward=f"test_grpo_train:{reward}", system_prompt="Answer with a number.")
+    settings = TrainSettings(suite=suite, max_steps=2, num_generations=4, prompts_per_step=2, max_completion_length=16)
+    trainer = build_trainer(settings, tmp_path)
+    model = trainer.model
+    assert model is not None
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    CALLS.clear()
+
+    trainer.train()
+
+    # 2 steps x 2 prompts x 4 completions, each scored with its own row's ground truth.
+    assert len(CALLS) == 16
+    assert {(prompt, truth) for prompt, truth in CALLS} <= {(f"question q{i}", str(i * 7)) for i in range(4)}
+    logged = [log for log in trainer.state.log_history if "reward" in log]
+    assert len(logged) == 2
+    assert all(math.isfinite(log["reward"]) and math.isfinite(log["loss"]) for log in logged)
+    assert all(log[f"rewards/{reward}/invalid_fraction"] == 0 for log in logged)
+    changed = [name for name, p in model.named_parameters() if not torch.equal(p, before[name])]
+    assert changed, "no parameter changed in 2 GRPO steps"
+
+
+def test_the_command_line_prints_loss_and_mean_reward_per_step(
+    make_suite: MakeSuite, chat_row: ChatRow, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = make_suite([chat_row("q1", None, "7"), chat_row("q2", None, "8")], reward="test_grpo_train:variety")
+    assert main(["--max-steps", "1", "--num-generations", "2", "--max-completion-length", "8"], suite=suite) == 0
+    out = capsys.readouterr().out
+    assert f"GRPO on {suite}: 2 prompts, reward variety, model tiny (random weights)" in out
+    assert "step 1/1  loss " in out and "mean reward " in out
+    assert "done: 1 steps in " in out
+
+
+def test_bad_options_are_refused_with_the_flag_named(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_args(["--num-generations", "1"], suite=Path("examples/math"))
+    assert exited.value.code == 2
+    assert "--num-generations: Input should be greater than or equal to 2" in capsys.readouterr().err
+
+
+def test_a_suite_problem_is_reported_without_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "rewardkit.yaml").write_text("reward: math\n", encoding="utf-8")
+    assert main(["--max-steps", "1"], suite=tmp_path) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "dataset.jsonl: No such file or directory" in err
+
+
+def example_folders() -> list[Path]:
+    return sorted(config.parent for config in (ROOT / "examples").glob("*/rewardkit.yaml"))
+
+
+@pytest.mark.parametrize("folder", example_folders(), ids=lambda folder: folder.name)
+def test_every_example_trains_on_its_own_folder(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[TrainSettings] = []
+
+    def record(settings: TrainSettings) -> Any:
+        seen.append(settings)
+        raise SystemExit(0)
+
+    monkeypatch.setattr("pytest_rewardkit.grpo.train", record)
+    monkeypatch.setattr(sys, "argv", ["train_grpo.py", "--max-steps", "3"])
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(folder / "train_grpo.py"), run_name="__main__")
+    assert [(s.suite, s.max_steps) for s in seen] == [(folder, 3)]
+
+
+def test_the_math_example_runs_offline_as_a_script() -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    script = ROOT / "examples" / "math" / "train_grpo.py"
+    args = [sys.executable, str(script), "--max-steps", "1", "--num-generations", "2", "--limit", "2"]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "GRPO on " in done.stdout and "reward math_reward" in done.stdout
+    assert "step 1/1  loss " in done.stdout
