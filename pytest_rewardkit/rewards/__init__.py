@@ -9,6 +9,15 @@ from pytest_rewardkit.reward import RewardFunction, import_object, reward_functi
 BUILTINS: dict[str, str] = {
     "math": "pytest_rewardkit.rewards.math:math_reward",
     "tool_call": "pytest_rewardkit.rewards.tool_call:tool_call_reward",
+    "think_format": "pytest_rewardkit.rewards.shaping:think_format_reward",
+    "tag_count": "pytest_rewardkit.rewards.shaping:tag_count_reward",
+    "length": "pytest_rewardkit.rewards.shaping:length_reward",
+    "cosine_length": "pytest_rewardkit.rewards.shaping:cosine_length_reward",
+    "repetition_penalty": "pytest_rewardkit.rewards.shaping:repetition_penalty_reward",
+    "reasoning_steps": "pytest_rewardkit.rewards.shaping:reasoning_steps_reward",
+    "multiple_choice": "pytest_rewardkit.rewards.shaping:multiple_choice_reward",
+    "list_match": "pytest_rewardkit.rewards.shaping:list_match_reward",
+    "json_schema": "pytest_rewardkit.rewards.shaping:json_schema_reward",
     "code": "pytest_rewardkit.rewards.code:code_reward",
     "composite": "pytest_rewardkit.rewards.composite:composite_reward",
 }

@@ -13,7 +13,6 @@ ground-truth name such as `math.factorial` stands for the offered tool `math_fac
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pytest_rewardkit.models import EvaluateResult, Message, MetricResult
 from pytest_rewardkit.reward import reward_function
 from pytest_rewardkit.rewards.calls import Call, CallReading, read_calls
+from pytest_rewardkit.rewards.shaping import UnusableSchema, schema_violation
 
 # BFCL's PYTHON_TYPE_MAPPING, keyed by both its own type names and the JSON Schema names its
 # OpenAI conversion gives them (float -> number, dict -> object, tuple -> array, any -> string).
@@ -48,10 +48,6 @@ def openai_name(name: str) -> str:
     """The OpenAI-safe tool name for a BFCL function name (`math.factorial` -> `math_factorial`):
     OpenAI names must match ^[a-zA-Z0-9_-]{1,64}$, and BFCL replaces "." with "_" for them."""
     return name.replace(".", "_")
-
-
-class ToolSchemaError(ValueError):
-    """A tool's schema the checker cannot use: a grader problem, not the response's."""
 
 
 class Tool(BaseModel):
@@ -184,7 +180,7 @@ def _answer_type(accepted: list[Any]) -> type | None:
 def _type_name(schema: Any, where: str) -> tuple[str, type]:
     type_name = schema.get("type") if isinstance(schema, dict) else None
     if not isinstance(type_name, str) or type_name not in PYTHON_TYPES:
-        raise ToolSchemaError(
+        raise UnusableSchema(
             f"{where} has type {type_name!r}; the checker knows {', '.join(PYTHON_TYPES)}: fix the tool's schema"
         )
     return type_name, PYTHON_TYPES[type_name]
@@ -292,7 +288,7 @@ def _dict_list_mismatch(param: str, value: list[Any], accepted: list[Any]) -> Mi
 
 def check_call(call: Call, expected: ExpectedCall, tool: Tool) -> Mismatch | None:
     """BFCL's simple_function_checker: None when `call` is an accepted form of `expected`, else the
-    first problem in BFCL's order. Raises ToolSchemaError for a parameter type it cannot check."""
+    first problem in BFCL's order. Raises UnusableSchema for a parameter type it cannot check."""
     if call.name != tool.name:
         return Mismatch("wrong_name", f"called {call.name!r}, expected {tool.name!r}")
     if call.error is not None:
@@ -369,41 +365,19 @@ def optimal_matching(compatible: list[list[bool]]) -> list[int | None]:
 # ---- schema conformance ---------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1024)
-def _validator(schema_json: str) -> Any:
-    from jsonschema import SchemaError
-    from jsonschema.validators import validator_for
-
-    schema = json.loads(schema_json)
-    cls = validator_for(schema)
-    try:
-        cls.check_schema(schema)
-    except SchemaError as exc:
-        raise ToolSchemaError(f"not a valid JSON Schema: {exc.message}") from None
-    return cls(schema)
-
-
 def schema_problem(call: Call, offered: dict[str, Tool]) -> str | None:
-    """Why `call`'s arguments break its tool's JSON schema, or None. Raises ToolSchemaError for a
+    """Why `call`'s arguments break its tool's JSON schema, or None. Raises UnusableSchema for a
     schema jsonschema cannot use."""
-    from jsonschema.exceptions import UnknownType
-
     if call.error is not None:
         return f"{call.name or 'call'}: {call.error}"
     tool = offered.get(call.name)
     if tool is None:
         return f"no tool is named {call.name!r}"
     try:
-        validator = _validator(json.dumps(tool.parameters, sort_keys=True))
-        error = next(iter(validator.iter_errors(call.arguments)), None)
-    except ToolSchemaError as exc:
-        raise ToolSchemaError(f"tool {tool.name!r}: {exc}") from None
-    except UnknownType as exc:
-        raise ToolSchemaError(f"tool {tool.name!r}: unknown JSON Schema type {exc.type!r}") from None
-    if error is None:
-        return None
-    where = "/".join(str(part) for part in error.absolute_path) or "arguments"
-    return f"{call.name}: {where}: {error.message}"
+        violation = schema_violation(call.arguments, tool.parameters)
+    except UnusableSchema as exc:
+        raise UnusableSchema(f"tool {tool.name!r}: {exc}") from None
+    return None if violation is None else f"{call.name}: {violation}"
 
 
 # ---- the reward ---------------------------------------------------------------------------------------
@@ -423,7 +397,7 @@ def _judge(calls: list[Call], expected: list[ExpectedCall], offered: dict[str, T
     try:
         if offered:
             schema = [schema_problem(call, offered) for call in calls]
-    except ToolSchemaError as exc:
+    except UnusableSchema as exc:
         if strict_schema:
             raise
         schema_error = str(exc)  # BFCL's verdict needs no JSON Schema: report it, keep judging
