@@ -41,6 +41,7 @@ import os
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -279,7 +280,7 @@ class Sandbox:
     def check(self) -> None:
         """Raise `SandboxUnavailable` unless this sandbox can run code here (probed once per setup)."""
         if self.mode == "process":
-            _warn_weak_once()
+            _warn_weak_once(self.uid)
             return
         problem = _probe(self.bwrap, self.uid, os.geteuid())
         if problem:
@@ -310,10 +311,10 @@ class Sandbox:
                 if self.mode == "bwrap":
                     fds = _memfds(files)
                     argv = self._bwrap_argv(dict(zip(files, fds, strict=True)), info_write, limits)
-                    cwd, env, user = "/", {"PATH": "/usr/bin:/bin"}, None
+                    cwd, env = "/", {"PATH": "/usr/bin:/bin"}
                 else:
                     workdir = tempfile.mkdtemp(prefix="rewardkit-run-")
-                    argv, cwd, env, user = self._process_argv(workdir, files, limits)
+                    argv, cwd, env = self._process_argv(workdir, files, limits)
                 if cgroup is not None:
                     # Join the cgroup before exec, so that every later fork is born inside it.
                     join = 'for f; do [ "$f" = -- ] && break; echo $$ > "$f"; shift; done; shift; exec "$@"'
@@ -321,7 +322,7 @@ class Sandbox:
             except BaseException:
                 os.close(info_write)
                 raise
-            popen = {"cwd": cwd, "env": env, "pass_fds": (*fds, info_write), "user": user}
+            popen = {"cwd": cwd, "env": env, "pass_fds": (*fds, info_write)}
             return _supervise(argv, popen, stdin.encode(), limits, cgroup, (info_read, info_write))
         finally:
             for fd in (*fds, info_read):
@@ -333,7 +334,8 @@ class Sandbox:
 
     def _command(self, limits: Limits, workdir: str) -> list[str]:
         executable, _ = _interpreter()
-        nproc = limits.max_processes if self.mode == "bwrap" or os.geteuid() == 0 else -1
+        # Outside a user namespace RLIMIT_NPROC counts every process of the uid on the machine.
+        nproc = limits.max_processes if self.mode == "bwrap" or _drops_to(self.uid) else -1
         rlimits = [
             nproc,
             limits.memory_mb << 20,
@@ -406,21 +408,35 @@ class Sandbox:
         for parent in parents:
             outer += ["--perms", "0755", "--dir", parent]
         outer += [*_system_binds(), "--perms", "1777", "--dir", "/tmp", "--dev", "/dev", "--bind", "/proc", "/proc"]
-        setpriv = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", "--"]
-        return [*outer, "--", *setpriv, *inner]
+        return [*outer, "--", *_setpriv(self.uid), *inner]
 
     def _process_argv(
         self, workdir: str, files: dict[str, str], limits: Limits
-    ) -> tuple[list[str], str, dict[str, str], int | None]:
-        _warn_weak_once()
+    ) -> tuple[list[str], str, dict[str, str]]:
+        _warn_weak_once(self.uid)
         for name, text in files.items():
             Path(workdir, name).write_text(text, encoding="utf-8")
-        user = None
-        if os.geteuid() == 0:
-            user = self.uid
-            os.chown(workdir, self.uid, self.uid)
         env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"}
-        return self._command(limits, workdir), workdir, env, user
+        command = self._command(limits, workdir)
+        if not _drops_to(self.uid):
+            return command, workdir, env
+        os.chown(workdir, self.uid, self.uid)
+        return [*_setpriv(self.uid), *command], workdir, env
+
+
+def _setpriv(uid: int) -> list[str]:
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
+
+
+@functools.cache
+def _drops_to(uid: int) -> bool:
+    """Whether `process` mode runs code as `uid`: only root can switch, and only to a uid that
+    can reach the interpreter (a prefix under /root, mode 0700, is out of its reach)."""
+    if os.geteuid() != 0:
+        return False
+    executable, prefix = _interpreter()
+    reachable = [Path(executable), *Path(executable).parents, Path(prefix, "lib")]
+    return all(path.stat().st_mode & stat.S_IXOTH for path in reachable)
 
 
 def _memfds(files: dict[str, str]) -> list[int]:
@@ -444,7 +460,6 @@ def _supervise(
 ) -> RunResult:
     """Run `argv` to its end or its wall time. Closes the write end of the `info` pipe."""
     info_fd, info_write = info
-    user = popen.pop("user")
     start = time.monotonic()
     try:
         proc = subprocess.Popen(
@@ -453,9 +468,6 @@ def _supervise(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            user=user,
-            group=user,
-            extra_groups=[] if user is not None else None,
             **popen,
         )
     finally:
@@ -614,25 +626,24 @@ def _probe_now(bwrap: str, uid: int) -> str:
 _warned = threading.Event()
 
 WEAK_MODE_WARNING = (
-    "rewardkit is running model code with `sandbox: process`, WITHOUT bubblewrap. It only gets a scrubbed "
-    "environment, a temporary working directory, rlimits (memory and CPU per process{nproc}), a wall-time "
-    "kill of its process group{uid}. It does NOT protect against: network access (TCP, UDP, DNS, unix "
-    "sockets), reading any file this machine lets that user read, other processes in /proc, filling the "
-    "disk, memory across many processes, or daemons that leave the process group. Use it only for trusted "
-    "code; " + INSTALL_HINT.split(", or")[0] + " for real isolation."
+    "rewardkit is running model code with `sandbox: process`, WITHOUT bubblewrap. The code gets a scrubbed "
+    "environment, a temporary working directory, rlimits (memory, CPU time and file size per process{nproc}) "
+    "and a wall-time kill of its process group; {who}. It does NOT protect against: network access (TCP, "
+    "UDP, DNS, unix sockets), reading any file that user may read (home, working directory, /etc), other "
+    "processes in /proc, filling the disk, memory spread over many processes, or daemons that leave the "
+    "process group. Use it only for code you trust; for real isolation install bubblewrap "
+    "(Debian/Ubuntu: `apt-get install bubblewrap`) and drop `sandbox: process`."
 )
 
 
-def _warn_weak_once() -> None:
+def _warn_weak_once(uid: int) -> None:
     if _warned.is_set():
         return
     _warned.set()
-    root = os.geteuid() == 0
-    warnings.warn(
-        WEAK_MODE_WARNING.format(
-            nproc=", process count" if root else "",
-            uid=f", and the unprivileged uid {SANDBOX_UID}" if root else "",
-        ),
-        WeakSandboxWarning,
-        stacklevel=4,
-    )
+    if _drops_to(uid):
+        who, nproc = f"it runs as the unprivileged uid {uid}", ", process count"
+    elif os.geteuid() == 0:
+        who, nproc = "it runs AS ROOT, since the interpreter is not reachable by an unprivileged uid", ""
+    else:
+        who, nproc = f"it runs as your own user (uid {os.geteuid()})", ""
+    warnings.warn(WEAK_MODE_WARNING.format(nproc=nproc, who=who), WeakSandboxWarning, stacklevel=4)

@@ -1,0 +1,423 @@
+"""The sandbox against hostile programs, run as the CI runs it (as root, with bubblewrap).
+
+Every test ends with the `sandbox` fixture asserting that no process of the run is left:
+none with the run's uid, no child of this test process.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import textwrap
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from pytest_rewardkit import sandbox as sandbox_module
+from pytest_rewardkit.sandbox import (
+    SANDBOX_UID,
+    Limits,
+    RunResult,
+    Sandbox,
+    SandboxUnavailable,
+    WeakSandboxWarning,
+)
+
+SECRET = "sk-fw-0123456789abcdef-secret"
+QUICK = Limits(wall_time=3, memory_mb=128, max_processes=16, disk_mb=8)
+
+
+def _uid_of(pid: str) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _leftovers(uid: int) -> list[str]:
+    """Live processes of `uid`, and children of this process (zombies of reaped runs excluded)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("State", "").strip().startswith("Z"):
+            continue
+        if _uid_of(pid) == uid or int(fields.get("PPid", "0")) == os.getpid():
+            found.append(f"{pid} {fields.get('Name', '').strip()}")
+    return found
+
+
+@pytest.fixture
+def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """A bubblewrap sandbox with a uid of this test's own, so that leftovers are attributable
+    even when other tests run sandboxes at the same time."""
+    uid = SANDBOX_UID + 1 + zlib.crc32(request.node.nodeid.encode()) % 50_000
+    box = Sandbox("bwrap", uid=uid)
+    box.check()
+    yield box
+    assert _leftovers(uid if os.geteuid() == 0 else -1) == []
+
+
+def run(box: Sandbox, program: str, limits: Limits = QUICK, **kwargs: object) -> RunResult:
+    return box.run(textwrap.dedent(program), limits=limits, **kwargs)  # type: ignore[arg-type]
+
+
+def test_honest_program_runs(sandbox: Sandbox) -> None:
+    result = run(
+        sandbox,
+        """
+        import sys, tempfile, threading
+        from multiprocessing import Pool
+        with tempfile.NamedTemporaryFile("w+") as f:
+            f.write("kept"); f.seek(0); kept = f.read()
+        threads = [threading.Thread(target=lambda: None) for _ in range(4)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        with Pool(2) as pool:
+            squares = pool.map(abs, [-1, -2, -3])
+        print(kept, squares, "héllo ✓ 世界", sys.stdin.read().upper())
+        """,
+        stdin="from stdin",
+    )
+    assert (result.exit_code, result.stdout) == (0, "kept [1, 2, 3] héllo ✓ 世界 FROM STDIN\n"), result.stderr
+
+
+def test_runs_as_unprivileged_uid_without_capabilities(sandbox: Sandbox) -> None:
+    result = run(
+        sandbox,
+        """
+        import os
+        status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
+        caps = [status[key].strip() for key in ("CapEff", "CapBnd", "NoNewPrivs")]
+        print(os.getuid(), os.geteuid(), *caps)
+        """,
+    )
+    uid, euid, effective, bounding, no_new_privs = result.stdout.split()
+    assert uid == euid != "0"
+    assert (effective, bounding, no_new_privs) == ("0000000000000000", "0000000000000000", "1")
+
+
+def test_network_is_unreachable(sandbox: Sandbox, tmp_path: Path) -> None:
+    tcp = socket.create_server(("127.0.0.1", 0))
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(0.5)
+    abstract = socket.socket(socket.AF_UNIX)
+    abstract_name = f"\0rewardkit-test-{os.getpid()}"
+    abstract.bind(abstract_name)
+    abstract.listen()
+    path_socket = socket.socket(socket.AF_UNIX)
+    path_socket.bind(str(tmp_path / "host.sock"))
+    path_socket.listen()
+    program = f"""
+        import socket
+        def attempt(name, fn):
+            try:
+                fn(); print(name, "REACHED")
+            except OSError as exc:
+                print(name, "blocked", type(exc).__name__)
+        def tcp(host, port):
+            s = socket.socket(); s.settimeout(1); s.connect((host, port))
+        def unix(address):
+            s = socket.socket(socket.AF_UNIX); s.settimeout(1); s.connect(address)
+        attempt("tcp-host", lambda: tcp("127.0.0.1", {tcp.getsockname()[1]}))
+        attempt("tcp-internet", lambda: tcp("1.1.1.1", 53))
+        attempt("dns", lambda: socket.getaddrinfo("pypi.org", 443))
+        attempt("abstract-unix", lambda: unix({abstract_name!r}))
+        attempt("path-unix", lambda: unix({str(tmp_path / "host.sock")!r}))
+        attempt("docker", lambda: unix("/var/run/docker.sock"))
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.sendto(b"leak", ("127.0.0.1", {udp.getsockname()[1]})); u.sendto(b"leak", ("8.8.8.8", 53))
+            print("udp sent-nowhere")
+        except OSError as exc:
+            print("udp blocked", type(exc).__name__)
+        """
+    try:
+        result = run(sandbox, program)
+        with pytest.raises(TimeoutError):
+            udp.recvfrom(16)
+        tcp.settimeout(0)
+        with pytest.raises(BlockingIOError):
+            tcp.accept()
+    finally:
+        for s in (tcp, udp, abstract, path_socket):
+            s.close()
+    assert result.exit_code == 0, result.stderr
+    assert "REACHED" not in result.stdout
+    assert result.stdout.count("blocked") >= 6, result.stdout
+
+
+def test_secrets_of_the_caller_are_invisible(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home, work = tmp_path / "home", tmp_path / "work"
+    (home / ".fireworks").mkdir(parents=True)
+    (home / ".fireworks" / "auth.ini").write_text(f"api_key = {SECRET}\n")
+    work.mkdir()
+    (work / ".env").write_text(f"FIREWORKS_API_KEY={SECRET}\n")
+    monkeypatch.setenv("FIREWORKS_API_KEY", SECRET)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    program = f"""
+        import os
+        found = [k for k, v in os.environ.items() if "sk-fw" in v]
+        for path in [{str(home / ".fireworks" / "auth.ini")!r}, {str(work / ".env")!r}, "/root/.bash_history",
+                     os.path.expanduser("~/.fireworks/auth.ini"), ".env", "/etc/shadow", "/etc/passwd"]:
+            try:
+                found.append(path + ":" + open(path).read())
+            except OSError:
+                pass
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                for entry in ("environ", "cmdline"):
+                    try:
+                        found.append(pid + open(f"/proc/{{pid}}/{{entry}}", "rb").read().decode(errors="replace"))
+                    except OSError:
+                        pass
+        for root, dirs, files in os.walk("/"):
+            dirs[:] = [d for d in dirs if os.path.join(root, d) not in ("/proc", "/usr", "/sys")]
+            found.extend(os.path.join(root, f) for f in files if f in ("auth.ini", ".env"))
+        print(sorted(p for p in os.listdir("/proc") if p.isdigit()), os.listdir("/"), found)
+        """
+    result = run(sandbox, program)
+    assert result.exit_code == 0, result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    assert "auth.ini" not in result.stdout and ".env" not in result.stdout
+    pids, top, _ = result.stdout.split("] ", 2)
+    assert len(pids.split(",")) <= 3, "other processes are visible in /proc"
+    assert "home" not in top and "etc" not in top and "run" not in top
+
+
+def test_writes_and_deletes_outside_the_temp_dir_fail(sandbox: Sandbox, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("intact")
+    program = f"""
+        import os, shutil, sys
+        attempts = {{
+            "host file": lambda: open({str(victim)!r}, "w").write("x"),
+            "usr": lambda: open("/usr/pwned", "w").write("x"),
+            "root": lambda: open("/pwned", "w").write("x"),
+            "dev": lambda: open("/dev/pwned", "w").write("x"),
+            "interpreter": lambda: os.remove(sys.executable),
+            "stdlib": lambda: shutil.rmtree(os.path.dirname(os.__file__)),
+            "symlink write": lambda: (os.symlink(os.__file__, "/tmp/link"), open("/tmp/link", "a").write("x")),
+            "symlink delete": lambda: (os.symlink("/usr/bin", "/tmp/dirlink"), shutil.rmtree("/tmp/dirlink/")),
+            "chmod": lambda: os.chmod("/usr/bin", 0o777),
+            "mount": lambda: os.system("mount -t tmpfs none /usr 2>/dev/null") == 0 or 1 / 0,
+            "new userns": lambda: os.system("unshare -U -r true 2>/dev/null") == 0 or 1 / 0,
+        }}
+        for name, attempt in attempts.items():
+            try:
+                attempt(); print(name, "SUCCEEDED")
+            except (OSError, ZeroDivisionError):
+                print(name, "refused")
+        open("/tmp/ok.txt", "w").write("temp dir is writable"); print(open("/tmp/ok.txt").read())
+        """
+    result = run(sandbox, program)
+    assert result.exit_code == 0, result.stderr
+    assert "SUCCEEDED" not in result.stdout, result.stdout
+    assert "temp dir is writable" in result.stdout
+    assert victim.read_text() == "intact"
+    assert Path(os.__file__).exists()
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        pytest.param("import os\nwhile True:\n    try: os.fork()\n    except OSError: pass", id="fork-bomb"),
+        pytest.param(
+            "import threading, time\nwhile True:\n    threading.Thread(target=time.sleep, args=(60,)).start()",
+            id="thread-bomb",
+        ),
+        pytest.param(
+            "import subprocess, sys\nwhile True:\n    subprocess.Popen([sys.executable, '-c', 'input()'])",
+            id="subprocess-bomb",
+        ),
+    ],
+)
+def test_process_bombs_hit_the_per_run_limit(sandbox: Sandbox, program: str) -> None:
+    start = time.monotonic()
+    result = run(sandbox, program)
+    assert result.exit_code != 0
+    assert time.monotonic() - start < QUICK.wall_time + 3
+
+
+def test_process_limit_is_per_run_not_shared_between_runs(sandbox: Sandbox) -> None:
+    """A fork bomb in one run leaves the process budget of a concurrent run untouched."""
+    bomb = "import os, time\nwhile True:\n    try: os.fork()\n    except OSError: time.sleep(0.01)"
+    honest = """
+        import time
+        from multiprocessing import Pool
+        time.sleep(0.5)  # the bomb has filled its own budget by now
+        with Pool(4) as pool:
+            print(sum(pool.map(abs, range(-10, 0))))
+        """
+    with ThreadPoolExecutor(2) as pool:
+        bombing = pool.submit(run, sandbox, bomb)
+        time.sleep(0.2)
+        fine = pool.submit(run, sandbox, honest).result()
+        bombing.result()
+    assert (fine.exit_code, fine.stdout) == (0, "55\n"), fine.stderr
+
+
+def test_memory_is_limited_per_process(sandbox: Sandbox) -> None:
+    result = run(sandbox, "block = bytearray(300 * 2**20)\nprint('ALLOCATED')")
+    assert "ALLOCATED" not in result.stdout
+    assert result.exit_code != 0
+
+
+def test_memory_of_the_whole_tree_is_limited(sandbox: Sandbox) -> None:
+    if sandbox_module._Cgroup.create(QUICK) is None:
+        pytest.skip("no writable memory cgroup here: the tree is bounded by max_processes x memory_mb only")
+    program = """
+        import os, time
+        children = []
+        for _ in range(6):
+            pid = os.fork()
+            if pid == 0:
+                block = bytearray(90 * 2**20)
+                for i in range(0, len(block), 4096):
+                    block[i] = 1
+                time.sleep(1.5)
+                os._exit(0)
+            children.append(pid)
+        statuses = [os.waitpid(pid, 0)[1] for pid in children]
+        print("ALL ALLOCATED" if all(s == 0 for s in statuses) else "some children died")
+        """
+    result = run(sandbox, program)
+    assert "ALL ALLOCATED" not in result.stdout
+    assert result.limit_hit == "memory"
+
+
+@pytest.mark.parametrize("target", ["/tmp", "/dev/shm"])
+def test_disk_fill_stops_at_the_cap(sandbox: Sandbox, target: str) -> None:
+    program = f"""
+        import os
+        written = 0
+        try:
+            for n in range(10_000):
+                with open("{target}/fill%d" % n, "wb") as f:
+                    f.write(b"x" * 2**20)
+                written += 1
+        except OSError as exc:
+            print(written, exc.errno)
+        """
+    result = run(sandbox, program)
+    written, errno = result.stdout.split()
+    assert int(written) <= QUICK.disk_mb
+    assert int(errno) in (27, 28)  # EFBIG, ENOSPC
+
+
+@pytest.mark.parametrize(
+    "program",
+    ["while True:\n    pass", "import time\ntime.sleep(3600)", "import signal\nsignal.pause()"],
+    ids=["busy-loop", "sleep", "pause"],
+)
+def test_endless_programs_are_killed_at_the_wall_time(sandbox: Sandbox, program: str) -> None:
+    result = run(sandbox, program, limits=Limits(wall_time=1.0))
+    assert result.timed_out and result.exit_code is None
+    assert result.elapsed < 3
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_output_floods_are_capped(sandbox: Sandbox, stream: str) -> None:
+    cap = 64 * 1024
+    program = f"import sys\nwhile True:\n    sys.{stream}.write('flood ' * 1000)"
+    result = run(sandbox, program, limits=Limits(wall_time=1.5, output_bytes=cap))
+    assert len(getattr(result, stream).encode()) == cap
+    assert getattr(result, f"{stream}_truncated")
+
+
+def test_a_flood_that_ends_is_reported_whole_up_to_the_cap(sandbox: Sandbox) -> None:
+    result = run(sandbox, "print('y' * 5_000_000)", limits=Limits(output_bytes=1 << 20))
+    assert result.exit_code == 0
+    assert len(result.stdout) == 1 << 20 and result.stdout_truncated
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nimport time; time.sleep(2)",
+        "import os, signal\nos.kill(-1, signal.SIGKILL)\nprint('survived')",
+        "import os, signal\nos.killpg(0, signal.SIGKILL)",
+        "import os, signal\nos.kill(1, signal.SIGKILL)\nos.kill(1, signal.SIGTERM)",
+    ],
+    ids=["parent", "everything", "group", "init"],
+)
+def test_killing_the_parent_or_everything_ends_the_run_cleanly(sandbox: Sandbox, program: str) -> None:
+    result = run(sandbox, program)
+    assert result.elapsed < QUICK.wall_time + 2
+    assert os.getpid() > 0  # this process is still here to tell
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        """
+        import os, time
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                time.sleep(600)
+            os._exit(0)
+        print("parent done")
+        """,
+        """
+        import subprocess, sys
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+        print("parent done")
+        """,
+    ],
+    ids=["double-fork", "detached-subprocess"],
+)
+def test_daemons_do_not_outlive_the_run(sandbox: Sandbox, program: str) -> None:
+    """The daemon holds the output pipes open: the verdict must not wait for them."""
+    result = run(sandbox, program)
+    assert (result.exit_code, result.stdout) == (0, "parent done\n")
+    assert result.elapsed < 2
+
+
+def test_bubblewrap_itself_starts_with_a_minimal_environment(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIREWORKS_API_KEY", SECRET)
+    result = run(sandbox, "print(open('/proc/1/environ', 'rb').read().decode())")
+    assert result.exit_code == 0, result.stderr
+    assert SECRET not in result.stdout
+    assert set(filter(None, result.stdout.strip().split("\0"))) <= {"PATH=/usr/bin:/bin", "PWD=/"}
+
+
+def test_missing_bubblewrap_is_refused_with_install_instructions() -> None:
+    box = Sandbox("bwrap", bwrap="/nonexistent/bwrap")
+    with pytest.raises(SandboxUnavailable) as refusal:
+        box.run("print('never runs')")
+    message = str(refusal.value)
+    assert "/nonexistent/bwrap" in message
+    assert "apt-get install bubblewrap" in message
+    assert "sandbox: process" in message
+
+
+def test_process_mode_warns_once_loudly_and_still_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox_module, "_warned", threading.Event())
+    monkeypatch.setenv("FIREWORKS_API_KEY", SECRET)
+    monkeypatch.chdir(tmp_path)
+    box = Sandbox("process")
+    with pytest.warns(WeakSandboxWarning) as warned:
+        first = box.run(f"import os\nprint(os.getcwd() != {str(tmp_path)!r}, 'FIREWORKS_API_KEY' in os.environ)")
+        second = box.run("block = bytearray(300 * 2**20)", limits=Limits(memory_mb=128))
+        looping = box.run("while True:\n    pass", limits=Limits(wall_time=1))
+    assert len(warned) == 1
+    message = str(warned[0].message)
+    assert "WITHOUT bubblewrap" in message and "does NOT protect against" in message and "network" in message
+    assert (first.exit_code, first.stdout) == (0, "True False\n"), first.stderr
+    assert second.exit_code != 0 and "MemoryError" in second.stderr
+    assert looping.timed_out
+    assert _leftovers(SANDBOX_UID if os.geteuid() == 0 else -1) == []
