@@ -14,7 +14,8 @@ its simple (Python), multiple, parallel, parallel-multiple and irrelevance categ
 - `category`: the BFCL category, for `--rk-group-by category`.
 
 The reference answer calls each expected function with, per parameter, its first accepted value
-(the first one that is not "" when the tool requires the parameter); a parameter whose first
+(the first one that is not "" when the tool requires the parameter; for a dict, each key's first
+accepted value); a parameter whose first
 accepted value is "" (may be omitted) is left out, and so is one the tool's schema does not
 declare (BFCL's answers have two, both optional). An irrelevance row's reference is a text answer.
 """

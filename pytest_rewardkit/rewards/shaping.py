@@ -370,7 +370,7 @@ class UnusableSchema(ValueError):
     """A JSON Schema that cannot be used: a grader problem, not the response's."""
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=8192)  # a dataset cycling through more schemas than this recompiles them all
 def _validator(schema_json: str) -> Any:
     from jsonschema import SchemaError
     from jsonschema.validators import validator_for
