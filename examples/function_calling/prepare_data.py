@@ -34,7 +34,9 @@ from pytest_rewardkit.rewards.tool_call import openai_name
 
 HERE = Path(__file__).parent
 CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
-SOURCE_URL = "https://raw.githubusercontent.com/ShishirPatil/gorilla/main/berkeley-function-call-leaderboard/bfcl_eval/data"
+SOURCE_URL = (
+    "https://raw.githubusercontent.com/ShishirPatil/gorilla/main/berkeley-function-call-leaderboard/bfcl_eval/data"
+)
 NO_CALL_ANSWER = "None of the available functions can do this, so I will not call any of them."
 
 # BFCL's GORILLA_TO_OPENAPI for the Python categories; an unknown type becomes "string", as in BFCL.
