@@ -23,7 +23,7 @@ logging.getLogger("math_verify").setLevel(logging.ERROR)
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _HASHES = re.compile(r"^\s*####\s*(.+?)\s*$", re.MULTILINE)
 _ANSWER_LINE = re.compile(
-    r"(?:^|\n)\s*(?:\*\*)?(?:final answer|answer|a)(?:\*\*)?\s*(?::|is\b)\s*(?:\*\*)?(.+?)\s*$",
+    r"^\s*(?:\*\*)?(?:(?:final )?answer(?:\*\*)?\s*(?::|is\b)|a(?:\*\*)?\s*:)\s*(?:\*\*)?(.+?)\s*$",
     re.IGNORECASE | re.MULTILINE,
 )
 _ANSWER_PHRASE = re.compile(r"\bthe (?:final )?answer is[:\s]+(.+?)(?:\.\s|\.?$)", re.IGNORECASE | re.MULTILINE)
@@ -42,6 +42,9 @@ _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
 # A number or closing brace followed by words only: '18 dollars per day', '\frac{270}{7} degrees'.
 _TRAILING_WORDS = re.compile(r"^(.*[\d}])\s+([A-Za-z][A-Za-z\s.]*)$", re.DOTALL)
 _MATH_ENV = re.compile(r"\$[^$]+\$|\\\(.+?\\\)|\\\[.+?\\\]", re.DOTALL)
+# A sentence states its answer first: 'Answer: 20 apples (4 boxes of 5)', 'The answer is 18. The 9 eggs...'.
+_AFTER_FIRST_CLAUSE = re.compile(r"^(.*?\d.*?)(?:\s*[(;—]|\.\s)", re.DOTALL)
+_LEADING_WORDS = re.compile(r"^(?:[A-Za-z']+[\s,:]+)+(?=[-−$(\[\d\\{])")
 
 
 def _boxed_contents(text: str) -> list[str]:
@@ -104,23 +107,29 @@ def _units_as_text(latex: str) -> str:
     return latex
 
 
+def _math_of_sentence(sentence: str) -> str:
+    """'the roots are 1, -2 (by Vieta)' -> '1, -2': the first clause, without its leading words."""
+    clause = _AFTER_FIRST_CLAUSE.match(sentence)
+    return _LEADING_WORDS.sub("", clause[1] if clause else sentence)
+
+
 @functools.lru_cache(maxsize=8192)
 def read_answer(answer: str) -> tuple[Any, ...]:
-    """What math-verify reads in one stated answer: bare LaTeX (the usual case, boxed or not), or a
-    sentence ('Janet makes $18 a day') from which it extracts the math. Cached: the n variants of a
-    row, and every row sharing a gold answer, parse it once."""
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
+    """What math-verify reads in one stated answer: LaTeX (boxed or bare), or the math of a sentence
+    ('Janet makes $18 a day.'). Cached: the n variants of a row, and every row sharing a gold
+    answer, parse it once."""
+    from math_verify import LatexExtractionConfig, parse
 
-    prepared = prepare(answer)
-    if _MATH_ENV.search(prepared) or (_is_prose(prepared) and "\\" not in prepared):
-        found = parse(
-            prepared, extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()], parsing_timeout=None
-        )
-        if found:
-            return tuple(found)
+    latex = prepare(answer)
+    if _MATH_ENV.search(latex) or (_is_prose(latex) and "\\" not in latex):
+        latex = _math_of_sentence(latex)
+        if _MATH_ENV.search(latex):
+            found = parse(latex, extraction_config=[LatexExtractionConfig()], parsing_timeout=None)
+            if found:
+                return tuple(found)
     return tuple(
         parse(
-            f"\\boxed{{{_units_as_text(prepared)}}}",
+            f"\\boxed{{{_units_as_text(latex)}}}",
             extraction_config=[LatexExtractionConfig(boxed_match_priority=0)],
             parsing_timeout=None,
         )
