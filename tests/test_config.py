@@ -230,9 +230,9 @@ def test_parse_options_names_the_flag(raw: dict[str, Any], flag: str) -> None:
     ],
 )
 def test_an_invalid_option_value_is_a_usage_error_at_start_up(
-    pytester: pytest.Pytester, args: list[str], expected: str
+    quiet_pytester: pytest.Pytester, args: list[str], expected: str
 ) -> None:
-    result = pytester.runpytest(*args)
+    result = quiet_pytester.runpytest(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert expected in result.stderr.str()
 
