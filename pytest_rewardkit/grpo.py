@@ -104,6 +104,8 @@ def tiny_tokenizer(texts: Iterator[str]) -> PreTrainedTokenizerFast:
         eos_token="<|im_end|>",
         chat_template=CHAT_TEMPLATE,
         padding_side="left",  # GRPOTrainer generates from left-padded prompts
+        # Without this, transformers 4.x adds token_type_ids, which a Llama's generate() refuses.
+        model_input_names=["input_ids", "attention_mask"],
     )
 
 
@@ -212,6 +214,8 @@ def train(settings: TrainSettings) -> GRPOTrainer:
             f"{settings.num_generations} completions x {settings.prompts_per_step} prompts per step",
             flush=True,
         )
+        if settings.model is None:
+            print("the tiny model writes random text, so expect rewards of 0; pass --model to train a real model")
         trainer.train()
         if settings.output_dir is not None:
             trainer.save_model(str(settings.output_dir))
