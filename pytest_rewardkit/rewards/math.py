@@ -62,7 +62,7 @@ def _boxed_contents(text: str) -> list[str]:
     return found
 
 
-def anchored_answers(text: str) -> tuple[list[str], bool]:
+def _anchored_answers(text: str) -> tuple[list[str], bool]:
     """The final answers a response states, by the strongest anchor it uses: `\\boxed{}` (then the
     second item is True), else GSM8K's `#### N`, else an 'Answer: N' / 'the answer is N' line."""
     for finder in (_boxed_contents, _HASHES.findall, _ANSWER_LINE.findall, _ANSWER_PHRASE.findall):
@@ -86,7 +86,7 @@ def _is_prose(text: str) -> bool:
     return any(word.lower() not in _MATH_WORDS for word in words)
 
 
-def prepare(answer: str) -> str:
+def _prepare(answer: str) -> str:
     """One stated answer as LaTeX math-verify can read: without its surrounding `$...$` or final
     full stop, and with the notation latex2sympy lacks rewritten (0.\\overline{3}, °, √)."""
     answer = answer.strip().removesuffix(".").strip()
@@ -120,7 +120,7 @@ def read_answer(answer: str) -> tuple[Any, ...]:
     answer, parse it once."""
     from math_verify import LatexExtractionConfig, parse
 
-    latex = prepare(answer)
+    latex = _prepare(answer)
     if _MATH_ENV.search(latex) or (_is_prose(latex) and "\\" not in latex):
         latex = _math_of_sentence(latex)
         if _MATH_ENV.search(latex):
@@ -167,7 +167,7 @@ def _comparable(gold: Any, pred: Any) -> tuple[Any, Any]:
     return gold, pred
 
 
-def equal(gold: tuple[Any, ...], pred: tuple[Any, ...]) -> bool:
+def _equal(gold: tuple[Any, ...], pred: tuple[Any, ...]) -> bool:
     """math-verify's equivalence over both readings of each side."""
     from math_verify import verify
 
@@ -179,8 +179,8 @@ def equal(gold: tuple[Any, ...], pred: tuple[Any, ...]) -> bool:
     return False
 
 
-def gold_answer(ground_truth: str) -> str:
-    anchored, _ = anchored_answers(ground_truth)
+def _gold_answer(ground_truth: str) -> str:
+    anchored, _ = _anchored_answers(ground_truth)
     return anchored[-1] if anchored else ground_truth
 
 
@@ -190,13 +190,17 @@ def _is_collection(parsed: tuple[Any, ...]) -> bool:
     return any(isinstance(value, FiniteSet) and len(value) > 1 for value in parsed)
 
 
-def grade(response: str, ground_truth: str, strict: bool) -> tuple[float, str, dict[str, Any]]:
-    """(score, reason, facts) for one response. Raises ValueError for an unusable gold answer."""
-    gold_text = gold_answer(ground_truth)
+class UnusableGold(ValueError):
+    """The ground truth is not a math answer: the grader's problem, not the response's."""
+
+
+def _grade(response: str, ground_truth: str, strict: bool) -> tuple[float, str, bool]:
+    """(score, reason, whether the answer was anchored) for one response."""
+    gold_text = _gold_answer(ground_truth)
     gold = read_answer(gold_text)
     if not _is_math(gold):
-        raise ValueError(f"ground truth {ground_truth!r} is not a parsable math answer")
-    stated, boxed = anchored_answers(response)
+        raise UnusableGold(f"ground truth {ground_truth!r} is not a parsable math answer")
+    stated, boxed = _anchored_answers(response)
     anchored = bool(stated)
     if boxed and len(stated) > 1 and _is_collection(gold):
         # Several boxes answering a several-part question are one answer, as math-verify reads them:
@@ -208,20 +212,19 @@ def grade(response: str, ground_truth: str, strict: bool) -> tuple[float, str, d
         if last:
             stated, parsed = [str(last[-1])], [last]
     if not stated:
-        return 0.0, "no final answer: state it as \\boxed{...}, '#### N' or 'Answer: N'", {"anchored": False}
-    facts = {"anchored": anchored, "answer": stated[-1]}
+        return 0.0, "no final answer: state it as \\boxed{...}, '#### N' or 'Answer: N'", False
     distinct = [stated[0]]
     for text, value in zip(stated[1:], parsed[1:], strict=True):
-        if text not in distinct and not equal(parsed[0], value):
+        if text not in distinct and not _equal(parsed[0], value):
             distinct.append(text)
     if len(distinct) > 1:
         shown = ", ".join(distinct[:4])
-        return 0.0, f"several different final answers ({shown}); expected {gold_text}", facts
+        return 0.0, f"several different final answers ({shown}); expected {gold_text}", anchored
     if not _is_math(parsed[-1]):
-        return 0.0, f"final answer {stated[-1]!r} is not a parsable math expression", facts
-    if equal(gold, parsed[-1]):
-        return 1.0, f"answer {stated[-1]} equals {gold_text}", facts
-    return 0.0, f"answer {stated[-1]} != expected {gold_text}", facts
+        return 0.0, f"final answer {stated[-1]!r} is not a parsable math expression", anchored
+    if _equal(gold, parsed[-1]):
+        return 1.0, f"answer {stated[-1]} equals {gold_text}", anchored
+    return 0.0, f"answer {stated[-1]} != expected {gold_text}", anchored
 
 
 def _load_math_verify() -> None:
@@ -250,8 +253,8 @@ def math_reward(
         return EvaluateResult.invalid(f"math reward: `strict` must be true or false, got {strict!r}")
     response = messages[-1].text if messages else ""
     try:
-        score, reason, facts = call_with_deadline(
-            grade, (response, str(ground_truth), strict), timeout, warm_up=_load_math_verify
+        score, reason, anchored = call_with_deadline(
+            _grade, (response, str(ground_truth), strict), timeout, warm_up=_load_math_verify
         )
     except DeadlineExceeded:
         return EvaluateResult(
@@ -259,9 +262,8 @@ def math_reward(
             reason=f"grading took longer than {timeout:g}s; the answer is treated as wrong",
             metrics={"timeout": MetricResult(score=0.0, reason="math-verify overran its deadline")},
         )
-    except ValueError as exc:
+    except UnusableGold as exc:
         return EvaluateResult.invalid(str(exc))
-    anchored = facts["anchored"]
     return EvaluateResult(
         score=score,
         reason=reason,
