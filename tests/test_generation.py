@@ -1,0 +1,557 @@
+"""Generation end to end: a suite folder run by pytest (pytester) against the local fake endpoint, recording
+into and replaying from cassettes in the pytester directory."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_rewardkit.fake_server import FakeChatServer, Fault
+from pytest_rewardkit.recording import RowCassette
+
+if TYPE_CHECKING:
+    from conftest import ChatRow, MakeSuite
+
+MODEL = "acme/fake-model-v1"
+ROWS = 4
+CANDIDATES = 8
+Serve = Callable[..., tuple[FakeChatServer, str]]
+
+
+def table() -> dict[str, list[str]]:
+    """Row r<i> is asked "question r<i>"; its candidates are distinct; only the first equals its ground truth."""
+    return {f"question r{i}": [f"{i}{k}" for k in range(CANDIDATES)] for i in range(ROWS)}
+
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    servers: list[FakeChatServer] = []
+
+    def start(**kwargs: Any) -> tuple[FakeChatServer, str]:
+        kwargs.setdefault("table", table())
+        server = FakeChatServer(**kwargs)
+        servers.append(server)
+        return server, server.start_in_thread()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def suite(make_suite: MakeSuite, chat_row: ChatRow) -> Callable[..., Path]:
+    """The suite folder: ROWS rows, alias `fake` for MODEL, a system prompt and sampling parameters."""
+
+    def build(rows: int = ROWS, **overrides: Any) -> Path:
+        config: dict[str, Any] = {
+            "system_prompt": "Answer with a number.",
+            "generation": {"temperature": 0.5, "max_tokens": 32},
+            "models": {"fake": MODEL},
+            **overrides,
+        }
+        return make_suite([chat_row(f"r{i}", None, ground_truth=f"{i}0") for i in range(rows)], **config)
+
+    return build
+
+
+def block_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any connection attempt in this process fails loudly."""
+
+    def refuse(self: socket.socket, address: Any) -> None:
+        raise OSError(f"network blocked in this test (connect to {address})")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+
+
+def rk(pytester: pytest.Pytester, base_url: str, mode: str, *args: str, n: int = 2, **kwargs: Any) -> pytest.RunResult:
+    return pytester.runpytest(
+        "suite",
+        "--rk-model",
+        "fake",
+        "--rk-n",
+        str(n),
+        "--rk-base-url",
+        base_url,
+        f"--record-mode={mode}",
+        "--rk-cassette-dir",
+        "cassettes",
+        "--rk-request-timeout",
+        "5",
+        *args,
+        **kwargs,
+    )
+
+
+def results(pytester: pytest.Pytester) -> list[tuple[str, int | None, str | None, float | None, str | None]]:
+    lines = (pytester.path / "rewardkit-results" / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    out = []
+    for line in lines:
+        record = json.loads(line)
+        response = record["response"]["content"] if record["response"] else None
+        out.append((record["row_id"], record["variant"], response, record["score"], record["error"]))
+    return sorted(out, key=lambda r: (r[0], -1 if r[1] is None else r[1]))
+
+
+def cassette(pytester: pytest.Pytester, row: str, root: str = "cassettes") -> Path:
+    return pytester.path / root / "suite" / "fake" / f"{row}.yaml"
+
+
+def recorded(pytester: pytest.Pytester, row: str, root: str = "cassettes") -> list[str]:
+    loaded = RowCassette.load(cassette(pytester, row, root))
+    return [c["message"]["content"] for i in loaded.interactions for c in i.choices]
+
+
+def requested_n(server: FakeChatServer) -> dict[str, list[int | None]]:
+    """Per row: the `n` of each request the server received."""
+    seen: dict[str, list[int | None]] = {}
+    for request in server.requests:
+        seen.setdefault(request.json["messages"][-1]["content"].removeprefix("question "), []).append(
+            request.json.get("n")
+        )
+    return seen
+
+
+# -- record, replay -------------------------------------------------------------------------------------------------
+
+
+def test_record_then_replay_with_the_network_blocked_gives_identical_results(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suite()
+    server, base_url = serve()
+    recording = rk(pytester, base_url, "new_episodes")
+    recording.assert_outcomes(passed=0, failed=ROWS)
+    first = results(pytester)
+    assert [(r, v, text) for r, v, text, _, _ in first] == [
+        (f"r{i}", k, f"{i}{k}") for i in range(ROWS) for k in range(2)
+    ]
+    assert [score for *_, score, _ in first] == [1.0, 0.0] * ROWS
+    assert requested_n(server) == {f"r{i}": [2] for i in range(ROWS)}
+
+    server.stop()
+    block_network(monkeypatch)
+    replay = rk(pytester, base_url, "none")
+    replay.assert_outcomes(passed=0, failed=ROWS)
+    assert results(pytester) == first
+    assert "network blocked" not in replay.stdout.str()
+
+
+def test_the_request_is_system_prompt_row_messages_sampling_tools_and_the_resolved_model(
+    pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow, serve: Serve
+) -> None:
+    tools = [{"type": "function", "function": {"name": "add", "parameters": {"type": "object", "properties": {}}}}]
+    make_suite(
+        [chat_row("r0", None, ground_truth="00", tools=tools)],
+        system_prompt="Answer with a number.",
+        generation={"temperature": 0.5, "top_p": 0.9, "max_tokens": 32, "stop": "###"},
+        models={"fake": MODEL},
+    )
+    server, base_url = serve()
+    rk(pytester, base_url, "new_episodes", n=1).assert_outcomes(passed=1)
+    [request] = server.requests
+    assert request.path == "/v1/chat/completions"
+    assert request.json == {
+        "model": MODEL,
+        "messages": [
+            {"role": "system", "content": "Answer with a number."},
+            {"role": "user", "content": "question r0"},
+        ],
+        "temperature": 0.5,
+        "top_p": 0.9,
+        "max_tokens": 32,
+        "stop": ["###"],
+        "tools": tools,
+    }
+
+
+def test_xdist_records_byte_identical_cassettes(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
+) -> None:
+    suite()
+    # xdist workers import the suite's reward module from the pytester directory.
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\npythonpath = .\n")
+    server, base_url = serve()
+    rk(pytester, base_url, "new_episodes", "--rk-cassette-dir", "plain").assert_outcomes(failed=ROWS)
+    server.reset()
+    rk(pytester, base_url, "new_episodes", "--rk-cassette-dir", "xdist", "-n", "2").assert_outcomes(failed=ROWS)
+    assert len(server.requests) == ROWS
+
+    def files(root: str) -> dict[str, bytes]:
+        base = pytester.path / root
+        return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*")) if p.is_file()}
+
+    plain = files("plain")
+    assert sorted(plain) == [f"suite/fake/r{i}.yaml" for i in range(ROWS)]
+    assert files("xdist") == plain
+
+
+def test_variants_of_a_row_and_rows_run_concurrently_within_the_limit(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
+) -> None:
+    suite(rows=8)
+    server, base_url = serve(honour_n=False, latency=0.3, table=None)
+    started = time.perf_counter()
+    rk(pytester, base_url, "new_episodes", "--rk-concurrency", "4", n=2)
+    elapsed = time.perf_counter() - started
+    assert len(server.requests) == 16
+    # 16 requests of 0.3 s, 4 at a time: at least 4 rounds (1.2 s); one at a time would be 4.8 s.
+    assert 1.2 <= elapsed < 3.0
+
+
+# -- n variants -----------------------------------------------------------------------------------------------------
+
+
+def test_raising_n_under_none_reports_the_missing_variants_and_opens_no_socket(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suite()
+    server, base_url = serve()
+    rk(pytester, base_url, "new_episodes", n=4)
+    server.stop()
+    block_network(monkeypatch)
+    result = rk(pytester, base_url, "none", n=8)
+    result.assert_outcomes(errors=ROWS)
+    for i in range(ROWS):
+        result.stdout.re_match_lines(
+            [rf".*4 of 8 variants recorded for row r{i}\b.*run with --record-mode=new_episodes.*"], consecutive=True
+        )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="runner._miss_message puts ' in <path>' between the row id and '; run with', so the message is not "
+    "the issue's '4 of 8 variants recorded for row X; run with --record-mode=new_episodes'",
+)
+def test_missing_variants_message_has_the_issue_wording(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
+) -> None:
+    suite(rows=1)
+    _server, base_url = serve()
+    rk(pytester, base_url, "new_episodes", n=4)
+    result = rk(pytester, base_url, "none", n=8)
+    assert "4 of 8 variants recorded for row r0; run with --record-mode=new_episodes" in result.stdout.str()
+
+
+def test_raising_n_under_new_episodes_records_only_the_missing_variants_and_keeps_the_first(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
+) -> None:
+    suite()
+    server, base_url = serve()
+    rk(pytester, base_url, "new_episodes", n=4)
+    before = {f"r{i}": RowCassette.load(cassette(pytester, f"r{i}")).interactions for i in range(ROWS)}
+    server.requests.clear()
+    rk(pytester, base_url, "new_episodes", n=8).assert_outcomes(failed=ROWS)
+    assert requested_n(server) == {f"r{i}": [4] for i in range(ROWS)}
+    for i in range(ROWS):
+        after = RowCassette.load(cassette(pytester, f"r{i}")).interactions
+        assert after[: len(before[f"r{i}"])] == before[f"r{i}"]
+        assert recorded(pytester, f"r{i}") == [f"{i}{k}" for k in range(8)]
+    assert [(r, v, text) for r, v, text, _, _ in results(pytester)] == [
+        (f"r{i}", k, f"{i}{k}") for i in range(ROWS) for k in range(8)
+    ]
+    # Nothing more is requested once all 8 are there.
+    server.requests.clear()
+    rk(pytester, base_url, "new_episodes", n=8).assert_outcomes(failed=ROWS)
+    assert server.requests == []
+
+
+def test_an_endpoint_that_ignores_n_still_gives_n_distinct_variants(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
+) -> None:
+    suite(rows=2)
+    server, base_url = serve(honour_n=False)
+    rk(pytester, base_url, "new_episodes", n=3).assert_outcomes(failed=2)
+    seen = requested_n(server)
+    # One probe with n=3 answers a single choice; from then on the generator asks one variant per request.
+    assert sorted(seen["r0"] + seen["r1"], key=str) == [3, None, None, None, None, None]
+    first = results(pytester)
+    for i in range(2):
+        texts = {text for row, _, text, _, _ in first if row == f"r{i}"}
+        assert texts == {f"{i}{k}" for k in range(3)}
+    server.stop()
+    rk(pytester, base_url, "none", n=3).assert_outcomes(failed=2)
+    assert results(pytester) == first
+
+
+# -- record modes ---------------------------------------------------------------------------------------------------
+
+
+def test_once_records_only_rows_without_a_cassette(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
+) -> None:
+    suite()
+    server, base_url = serve()
+    rk(pytester, base_url, "once", "--rk-limit", "1").assert_outcomes(failed=1)
+    assert sorted(requested_n(server)) == ["r0"]
+    kept = cassette(pytester, "r0").read_bytes()
+    server.requests.clear()
+    rk(pytester, base_url, "once").assert_outcomes(failed=ROWS)
+    assert sorted(requested_n(server)) == [f"r{i}" for i in range(1, ROWS)]
+    assert cassette(pytester, "r0").read_bytes() == kept
+    # A row with a cassette is never added to under once, even when it lacks variants.
+    server.requests.clear()
+    result = rk(pytester, base_url, "once", n=3)
+    result.assert_outcomes(errors=ROWS)
+    result.stdout.fnmatch_lines(["*2 of 3 variants recorded for row r0*"])
+    assert server.requests == []
+
+
+def test_all_re_records_every_row_from_scratch(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
+) -> None:
+    suite()
+    server, base_url = serve()
+    rk(pytester, base_url, "new_episodes")
+    server.requests.clear()
+    rk(pytester, base_url, "all").assert_outcomes(failed=ROWS)
+    assert requested_n(server) == {f"r{i}": [2] for i in range(ROWS)}
+    for i in range(ROWS):
+        # The server moved on to candidates 2 and 3: the old recordings are replaced, not appended to.
+        assert recorded(pytester, f"r{i}") == [f"{i}2", f"{i}3"]
+
+
+def test_none_is_the_default_record_mode(pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve) -> None:
+    suite()
+    server, base_url = serve()
+    rk(pytester, base_url, "new_episodes")
+    server.requests.clear()
+    result = pytester.runpytest(
+        "suite", "--rk-model", "fake", "--rk-n", "3", "--rk-base-url", base_url, "--rk-cassette-dir", "cassettes"
+    )
+    result.assert_outcomes(errors=ROWS)
+    assert server.requests == []
+
+
+# -- misses and broken cassettes ------------------------------------------------------------------------------------
+
+
+def test_a_cassette_miss_shows_the_nearest_recorded_request_as_a_diff(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
+) -> None:
+    suite(rows=1)
+    _server, base_url = serve()
+    rk(pytester, base_url, "new_episodes")
+    suite(rows=1, generation={"temperature": 0.9, "max_tokens": 32})
+    result = rk(pytester, base_url, "none")
+    result.assert_outcomes(errors=1)
+    path = cassette(pytester, "r0")
+    result.stdout.fnmatch_lines(
+        [
+            f"row r0: no recorded request in {path} matches this one (record mode none); "
+            "run with --record-mode=new_episodes*",
+            "Nearest recorded request, as a diff (path and body):",
+            "--- recorded",
+            "+++ requested",
+            '- "temperature": 0.5',
+            '+ "temperature": 0.9',
+        ]
+    )
+
+
+def test_a_corrupt_cassette_is_an_error_naming_the_file_and_other_rows_still_run(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
+) -> None:
+    suite()
+    server, base_url = serve()
+    rk(pytester, base_url, "new_episodes")
+    broken = cassette(pytester, "r1")
+    broken.write_text("interactions: [\n  - {request: ", encoding="utf-8")
+    for mode in ("none", "new_episodes"):
+        server.requests.clear()
+        result = rk(pytester, base_url, mode)
+        result.assert_outcomes(failed=ROWS - 1, errors=1)
+        result.stdout.fnmatch_lines(
+            [f"row r1: {broken}: corrupt cassette (not valid YAML*", "*delete it and re-record"]
+        )
+        assert "Traceback" not in result.stdout.str()
+        assert server.requests == []
+        assert broken.read_text(encoding="utf-8") == "interactions: [\n  - {request: "
+
+
+# -- failures while recording ---------------------------------------------------------------------------------------
+
+
+def test_a_401_while_recording_stops_the_session_once_and_keeps_rows_recorded_before(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
+) -> None:
+    suite(rows=6)
+    server, base_url = serve()
+    # Two requests succeed, every later one is refused.
+    server.script(Fault.timeout(0), Fault.timeout(0), *[Fault.status(401)] * 10)
+    result = rk(pytester, base_url, "new_episodes", "--rk-concurrency", "1", n=1)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    output = result.stdout.str() + result.stderr.str()
+    assert output.count("FIREWORKS_API_KEY") == 1, output
+    result.stdout.fnmatch_lines(["*rewardkit: *answered 401 (*): set FIREWORKS_API_KEY to a valid API key*"])
+    outcomes = result.parseoutcomes()
+    # Not one failure per row; r1 may or may not be scored before the stop, but it is on disk either way.
+    assert set(outcomes) <= {"passed", "warnings"} and 1 <= outcomes["passed"] <= 2
+    assert recorded(pytester, "r0") == ["00"] and recorded(pytester, "r1") == ["10"]
+    for i in range(2, 6):
+        assert not cassette(pytester, f"r{i}").exists()
+
+
+def test_without_a_key_and_without_cassettes_replay_is_one_collection_error(
+    pytester: pytest.Pytester, suite: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FIREWORKS_API_KEY", raising=False)
+    block_network(monkeypatch)
+    suite()
+    result = pytester.runpytest("suite", "--rk-model", "qwen3", "--rk-n", "4")
+    result.assert_outcomes(errors=1)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        [
+            "*no recorded responses for model 'qwen3' in *cassettes/suite/qwen3 (record mode none replays only).",
+            "Record them: FIREWORKS_API_KEY=<your key> pytest * --rk-model qwen3 --rk-n 4 --record-mode=new_episodes",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_recording_from_fireworks_without_a_key_stops_once_before_any_request(
+    pytester: pytest.Pytester, suite: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FIREWORKS_API_KEY", raising=False)
+    block_network(monkeypatch)
+    suite()
+    result = pytester.runpytest("suite", "--rk-model", "qwen3", "--record-mode=new_episodes", "--rk-cassette-dir", "c")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    output = result.stdout.str()
+    assert output.count("recording needs an API key: set FIREWORKS_API_KEY") == 1, output
+    assert "network blocked" not in output
+    assert not (pytester.path / "c").exists()
+
+
+def test_the_key_comes_from_the_configured_variable_and_never_reaches_the_cassette(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "sk-live-0123456789abcdef"
+    monkeypatch.setenv("MY_PROVIDER_KEY", key)
+    suite(rows=1)
+    server, base_url = serve(api_key=key)
+    rk(pytester, base_url, "new_episodes", "--rk-api-key-env", "MY_PROVIDER_KEY").assert_outcomes(failed=1)
+    assert server.requests[0].headers["Authorization"] == f"Bearer {key}"
+    text = cassette(pytester, "r0").read_text(encoding="utf-8")
+    assert key not in text and "Authorization" not in text
+
+
+def test_a_response_echoing_the_key_is_not_saved(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "sk-live-0123456789abcdef"
+    monkeypatch.setenv("FIREWORKS_API_KEY", key)
+    suite(rows=1)
+    _server, base_url = serve(table={"question r0": [f"your key is {key}"]})
+    result = rk(pytester, base_url, "new_episodes", n=1)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*refused to save: the cassette would contain the API key*"])
+    assert not cassette(pytester, "r0").exists()
+
+
+def test_non_2xx_responses_are_never_recorded_and_a_final_failure_is_an_error_item(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
+) -> None:
+    suite(rows=2)
+    server, base_url = serve()
+    server.script(Fault.status(503), Fault.status(429, retry_after=0.05))
+    rk(pytester, base_url, "new_episodes", "-k", "r0").assert_outcomes(failed=1)
+    assert len(server.requests) == 3
+    [only] = RowCassette.load(cassette(pytester, "r0")).interactions
+    assert only.status == 200
+    text = cassette(pytester, "r0").read_text(encoding="utf-8")
+    assert "Scripted fault" not in text and "code: 200" in text and "code: 503" not in text
+
+    server.script(Fault.status(400, body={"error": {"message": "max_tokens too large"}}))
+    result = rk(pytester, base_url, "new_episodes", "-k", "r1")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*answered 400: max_tokens too large*"])
+    assert not cassette(pytester, "r1").exists()
+    rows = results(pytester)
+    assert [(row, score) for row, _, _, score, _ in rows] == [("r1", None)]
+    assert "max_tokens too large" in str(rows[0][4])
+
+
+@pytest.mark.parametrize("stop", ["keyboard interrupt", "-x"])
+def test_an_interrupted_recording_keeps_every_finished_row(
+    pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow, serve: Serve, stop: str
+) -> None:
+    pytester.makepyfile(
+        rk_stop="""
+        from pytest_rewardkit import EvaluateResult, reward_function
+
+        @reward_function
+        def stop_at_r2(messages, ground_truth=None, **kwargs):
+            if messages[-1].content.startswith("2") and kwargs["how"] == "keyboard interrupt":
+                raise KeyboardInterrupt
+            return EvaluateResult(score=float(not messages[-1].content.startswith("2")))
+        """
+    )
+    rows = [chat_row(f"r{i}", None, ground_truth="-", how=stop) for i in range(8)]
+    make_suite(rows, reward="rk_stop:stop_at_r2", models={"fake": MODEL})
+    server, base_url = serve(latency=0.2, table={f"question r{i}": [f"{i}"] for i in range(8)})
+    # A Ctrl-C in the inner run must not end this outer one too.
+    options = ["-x"] if stop == "-x" else []
+    result = rk(pytester, base_url, "new_episodes", "--rk-concurrency", "2", *options, n=1, no_reraise_ctrlc=True)
+    assert result.ret in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.TESTS_FAILED)
+    assert 3 <= len(server.requests) < 8, "the run should stop before every row was requested"
+    time.sleep(0.3)  # lets the server answer the abandoned requests before it stops, keeping teardown quiet
+    folder = cassette(pytester, "r0").parent
+    names = sorted(p.name for p in folder.iterdir())
+    assert names[:3] == ["r0.yaml", "r1.yaml", "r2.yaml"]
+    assert not [name for name in names if name.endswith(".tmp") or name.startswith(".")]
+    for name in names:
+        assert recorded(pytester, name.removesuffix(".yaml")) == [name[1]]
+    # The scored rows were written out before the interruption.
+    assert {row for row, *_ in results(pytester)} >= {"r0", "r1"}
+
+
+# -- progress -------------------------------------------------------------------------------------------------------
+
+
+def test_progress_shows_while_recording_but_not_under_q_nor_when_replaying(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
+) -> None:
+    suite()
+    _server, base_url = serve()
+    recording = rk(pytester, base_url, "new_episodes", "--rk-cassette-dir", "a")
+    recording.stdout.fnmatch_lines(
+        [f"rewardkit: generated {ROWS}/{ROWS} rows (* rows/s), 8 responses recorded, 0 errors"]
+    )
+    quiet = rk(pytester, base_url, "new_episodes", "--rk-cassette-dir", "b", "-q")
+    assert "rewardkit: generated" not in quiet.stdout.str()
+    assert len(recorded(pytester, "r0", root="b")) == 2
+    replay = rk(pytester, base_url, "none", "--rk-cassette-dir", "a")
+    assert "rewardkit: generated" not in replay.stdout.str()
+
+
+def test_progress_counts_errors(pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve) -> None:
+    suite(rows=1)
+    server, base_url = serve()
+    server.script(Fault.status(400))
+    result = rk(pytester, base_url, "new_episodes")
+    result.stdout.fnmatch_lines(["rewardkit: generated 1/1 rows (* rows/s), 0 responses recorded, 1 errors"])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="under new_episodes every row goes through the background generator, so a run that finds everything "
+    "in its cassettes still prints 'generated N/N rows ..., 0 responses recorded'",
+)
+def test_progress_is_quiet_when_new_episodes_only_replays(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
+) -> None:
+    suite()
+    server, base_url = serve()
+    rk(pytester, base_url, "new_episodes")
+    server.requests.clear()
+    again = rk(pytester, base_url, "new_episodes")
+    assert server.requests == []
+    assert "rewardkit: generated" not in again.stdout.str()
