@@ -23,7 +23,7 @@ from pytest_rewardkit.evaluation import (
     evaluate_case,
 )
 from pytest_rewardkit.reward import RewardFunction
-from pytest_rewardkit.state import GENERATOR_KEY, PROPERTY, options
+from pytest_rewardkit.state import GENERATOR_KEY, OUTCOME_KEY, options
 
 if TYPE_CHECKING:
     from pytest_rewardkit.generation import Generator, Progress
@@ -129,10 +129,15 @@ def broken_row_outcome(settings: Settings, entry: DatasetEntry) -> RowOutcome:
     )
 
 
+def node_name(row_id: str) -> str:
+    """The row id as a node name: pytest parses '::' and '[...]' in node ids (--lf, node-id
+    arguments), so they are replaced; results keep the row id itself."""
+    return row_id.replace("::", ":_:").replace("[", "(").replace("]", ")")
+
+
 def record(node: pytest.Item, outcome: RowOutcome) -> None:
-    """Attach the outcome to the item's report: the only channel from xdist workers to the
-    controller, where the summary is computed."""
-    node.user_properties.append((PROPERTY, outcome.model_dump(mode="json")))
+    """Keep the outcome for the item's teardown report (see the plugin's teardown hook)."""
+    node.stash[OUTCOME_KEY] = outcome
 
 
 class SuiteFile(pytest.File):
@@ -145,7 +150,7 @@ class SuiteFile(pytest.File):
         except ConfigError as exc:
             raise self.CollectError(str(exc)) from exc
         for entry in entries:
-            yield RowItem.from_parent(self, name=entry.row_id, settings=settings, entry=entry)
+            yield RowItem.from_parent(self, name=node_name(entry.row_id), settings=settings, entry=entry)
 
 
 class RowItem(pytest.Item):
@@ -211,7 +216,7 @@ def marker_cases(config: pytest.Config, test_path: Path, target: str) -> tuple[l
     for entry in entries:
         case = make_case(config, settings, entry)
         params.append(case if case is not None else (settings, entry))
-    return params, [e.row_id for e in entries]
+    return params, [node_name(e.row_id) for e in entries]
 
 
 def bind_case(request: pytest.FixtureRequest) -> BoundCase:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -40,10 +41,20 @@ class SamplingParams(_Strict):
         return [value] if isinstance(value, str) else value
 
 
+def _http_url(value: str | None) -> str | None:
+    if value is not None:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{value!r} is not an http(s) URL, e.g. http://127.0.0.1:8000/v1")
+    return value
+
+
 class GenerationDefaults(SamplingParams):
-    model: str | None = None
+    model: str | None = Field(default=None, min_length=1)
     n: int = Field(default=1, ge=1, le=128)
     base_url: str | None = None
+
+    _check_url = field_validator("base_url")(_http_url)
 
 
 class SuiteConfig(_Strict):
@@ -87,7 +98,7 @@ def load_suite_config(path: Path) -> SuiteConfig:
 class Options(_Strict):
     """The `--rk-*` command-line options, validated once at start-up."""
 
-    model: str | None = None
+    model: str | None = Field(default=None, min_length=1)
     n: int | None = Field(default=None, ge=1, le=128)
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     min_pass_rate: float | None = Field(default=None, ge=0.0, le=1.0)
@@ -118,6 +129,15 @@ class Options(_Strict):
         if value is not None and (not value or any(k < 1 for k in value)):
             raise ValueError("every k must be a positive integer")
         return sorted(set(value)) if value else value
+
+    _check_url = field_validator("base_url")(_http_url)
+
+    @field_validator("output")
+    @classmethod
+    def _output_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and value.exists() and not value.is_dir():
+            raise ValueError(f"{value} is a file; name a directory for results.jsonl and summary.json")
+        return value
 
     @field_validator("group_by", mode="before")
     @classmethod

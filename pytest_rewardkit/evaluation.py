@@ -120,7 +120,7 @@ class Case:
 
     def reward(self) -> RewardFunction:
         if self._reward is None:
-            self._reward = resolve_reward(self.settings.reward.name)
+            self._reward = resolve_reward(self.settings.reward.name, self.settings.config_path.parent)
         return self._reward
 
     def responses(self) -> list[Message]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_rewardkit.state import CONFIG_NAMES, GENERATOR_KEY, PROPERTY, RAW_OPTIONS_KEY, options
+from pytest_rewardkit.state import CONFIG_NAMES, GENERATOR_KEY, OUTCOME_KEY, PROPERTY, RAW_OPTIONS_KEY, options
 
 if TYPE_CHECKING:
     from pytest_rewardkit.collection import BoundCase
@@ -119,6 +119,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         prefetch_upcoming(item)
 
 
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    # The outcome rides on the teardown report only: the one channel from xdist workers to the
+    # controller, where the summary is computed, and sent once rather than with every phase.
+    outcome = item.stash.get(OUTCOME_KEY, None)
+    if outcome is not None:
+        item.user_properties.append((PROPERTY, outcome.model_dump(mode="json")))
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     generator = session.config.stash.get(GENERATOR_KEY, None)
     if generator is not None:
@@ -166,13 +174,18 @@ class RunRecorder:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         gated = self.config.stash[RAW_OPTIONS_KEY].get("min_pass_rate") is not None
+        gated = gated and not session.config.option.collectonly
         if not self.outcomes and not gated:
             return  # no suite ran and no gate asked for: nothing to say
         from pytest_rewardkit.report import gate, summarize
 
         opts = options(self.config)
         summaries = summarize(self.outcomes, opts.k)
-        if opts.min_pass_rate is not None and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        if (
+            gated
+            and opts.min_pass_rate is not None
+            and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+        ):
             self.verdict = gate(summaries, opts.min_pass_rate)
             session.exitstatus = pytest.ExitCode.OK if self.verdict.met else pytest.ExitCode.TESTS_FAILED
         if self.writer is not None:

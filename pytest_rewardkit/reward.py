@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import importlib
 import inspect
@@ -36,7 +37,15 @@ class RewardFunction:
     def __call__(self, messages: MessagesLike, ground_truth: Any = None, **kwargs: Any) -> EvaluateResult:
         if not self.is_async:
             return self._coerce(self.fn(to_messages(messages), ground_truth=ground_truth, **kwargs))
-        return asyncio.run(self.acall(messages, ground_truth, **kwargs))
+        coroutine = self.acall(messages, ground_truth, **kwargs)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(coroutine)
+        # Called from async code (an async test, a notebook): the running loop cannot be
+        # re-entered, so the reward runs to completion in a loop of its own on a helper thread.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, coroutine).result()
 
     async def acall(self, messages: MessagesLike, ground_truth: Any = None, **kwargs: Any) -> EvaluateResult:
         if not self.is_async:

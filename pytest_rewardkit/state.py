@@ -10,6 +10,7 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_rewardkit.config import Options
+    from pytest_rewardkit.evaluation import RowOutcome
     from pytest_rewardkit.generation import Generator
 
 CONFIG_NAMES = ("rewardkit.yaml", "rewardkit.yml")
@@ -18,6 +19,7 @@ PROPERTY = "rewardkit"  # the user_properties name that carries a row outcome to
 RAW_OPTIONS_KEY = pytest.StashKey[dict[str, Any]]()
 OPTIONS_KEY: pytest.StashKey[Options] = pytest.StashKey()
 GENERATOR_KEY: pytest.StashKey[Generator] = pytest.StashKey()
+OUTCOME_KEY: pytest.StashKey[RowOutcome] = pytest.StashKey()  # on an item, once it is scored
 
 
 def options(config: pytest.Config) -> Options:

@@ -237,21 +237,18 @@ def test_an_invalid_option_value_is_a_usage_error_at_start_up(
     assert expected in result.stderr.str()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: an empty --rk-model is taken as 'no model' and --rk-n silently becomes 1")
 def test_an_empty_model_name_is_a_usage_error(quiet_pytester: pytest.Pytester) -> None:
     result = quiet_pytester.runpytest("--rk-model", "", "--rk-n", "4")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--rk-model" in result.stderr.str()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: --rk-base-url is not validated; a malformed URL fails every row later")
 def test_a_base_url_that_is_not_an_http_url_is_a_usage_error(quiet_pytester: pytest.Pytester) -> None:
     result = quiet_pytester.runpytest("--rk-base-url", "localhost-8000/v1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--rk-base-url" in result.stderr.str()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: --rk-output naming a file is an INTERNALERROR at the first row")
 def test_an_output_path_that_is_a_file_is_a_usage_error(
     pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow
 ) -> None:

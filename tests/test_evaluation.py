@@ -179,9 +179,6 @@ def lacks_kwargs(messages: list[Message], ground_truth: Any = None) -> EvaluateR
     return EvaluateResult(score=1.0)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: a suite reward without **kwargs raises TypeError out of evaluate_case (row not recorded)"
-)
 def test_a_suite_reward_with_a_wrong_signature_is_an_error_for_the_row() -> None:
     settings = make_settings(reward=RewardSpec(name="test_evaluation:lacks_kwargs"))
     outcome = evaluate_case(Case(settings, answered("1"), "r1"))

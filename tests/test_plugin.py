@@ -68,7 +68,6 @@ def test_collect_only_scores_nothing_and_writes_nothing(
     assert not (pytester.path / "out").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: --co with --rk-min-pass-rate applies the gate to no rows and exits 1")
 def test_collect_only_is_not_gated(pytester: pytest.Pytester, mixed_suite: list[dict[str, Any]]) -> None:
     result = pytester.runpytest("--co", "--rk-min-pass-rate", "0.5")
     assert result.ret == pytest.ExitCode.OK
@@ -115,9 +114,6 @@ def test_lf_reruns_only_the_rows_that_failed(pytester: pytest.Pytester, mixed_su
     result.stdout.fnmatch_lines(["run-last-failure: rerun previous 1 failure*", "*::beta FAILED*"])
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: pytest 9 parses '::' and '[...]' in node ids, so --lf loses rows with such ids"
-)
 def test_lf_reruns_failed_rows_whose_ids_contain_node_id_syntax(
     pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow
 ) -> None:

@@ -42,7 +42,6 @@ def test_async_reward_can_be_called_synchronously_and_awaited() -> None:
     assert asyncio.run(async_exact_answer.acall(CONVERSATION, ground_truth="5")).score == 0.0
 
 
-@pytest.mark.xfail(strict=True, reason="bug: asyncio.run() inside a running event loop (async tests, notebooks)")
 @pytest.mark.filterwarnings("ignore:coroutine 'RewardFunction.acall' was never awaited:RuntimeWarning")
 def test_an_async_reward_can_be_called_synchronously_from_async_code() -> None:
     async def caller() -> EvaluateResult:
