@@ -240,7 +240,7 @@ def test_writes_and_deletes_outside_the_temp_dir_fail(sandbox: Sandbox, tmp_path
             id="thread-bomb",
         ),
         pytest.param(
-            "import subprocess, sys\nwhile True:\n    subprocess.Popen([sys.executable, '-c', 'input()'])",
+            "import subprocess as sp, sys\nwhile True:\n    sp.Popen([sys.executable, '-c', 'input()'], stdin=sp.PIPE)",
             id="subprocess-bomb",
         ),
     ],
