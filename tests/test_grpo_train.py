@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from pytest_rewardkit import EvaluateResult, Message, reward_function
-from pytest_rewardkit.grpo import TrainSettings, build_trainer, main, parse_args
+from pytest_rewardkit.grpo import TrainSettings, build_trainer, main, parse_args, tiny_model, tiny_tokenizer
 
 if TYPE_CHECKING:
     from conftest import ChatRow, MakeSuite
@@ -75,6 +75,21 @@ def test_the_command_line_prints_loss_and_mean_reward_per_step(
     assert f"GRPO on {suite}: 2 prompts, reward variety, model tiny (random weights)" in out
     assert "step 1/1  loss " in out and "mean reward " in out
     assert "done: 1 steps in " in out
+
+
+def test_model_takes_a_local_model_folder(
+    make_suite: MakeSuite, chat_row: ChatRow, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A saved tiny model stands in for a real checkout such as Qwen3-0.6B: TRL loads both from the folder.
+    tokenizer = tiny_tokenizer(iter(["question q1", "question q2", "7", "8"]))
+    tiny_model(tokenizer).save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    suite = make_suite([chat_row("q1", None, "7"), chat_row("q2", None, "8")], reward="test_grpo_train:variety")
+    args = ["--model", str(tmp_path / "model"), "--max-steps", "1", "--num-generations", "2"]
+    assert main([*args, "--max-completion-length", "8"], suite=suite) == 0
+    out = capsys.readouterr().out
+    assert f"model {tmp_path / 'model'} (" in out
+    assert "step 1/1  loss " in out
 
 
 def test_bad_options_are_refused_with_the_flag_named(capsys: pytest.CaptureFixture[str]) -> None:
