@@ -302,6 +302,14 @@ def test_an_unparsable_stated_answer_scores_zero() -> None:
     assert not result.is_error
 
 
+def test_a_runaway_answer_is_refused_without_parsing_it() -> None:
+    started = time.monotonic()
+    result = score("\\boxed{" + "12" * 5000 + "}", "12")
+    assert result.score == 0.0 and "10000 characters is not an answer" in result.reason
+    assert time.monotonic() - started < 1
+    assert score("so it is \\boxed{12", "12").score == 0.0  # cut off before its closing brace
+
+
 @pytest.mark.parametrize("gold", ["", "   ", "\\frac{", "#### ???"])
 def test_unparsable_gold_is_an_error_not_a_zero(gold: str) -> None:
     result = score("\\boxed{3}", gold)

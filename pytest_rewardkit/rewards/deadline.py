@@ -7,6 +7,7 @@ available, so the call runs in a single persistent worker process that is killed
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import math
 import multiprocessing
@@ -37,9 +38,13 @@ def _get_pool(warm_up: Callable[[], object] | None) -> concurrent.futures.Proces
         pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=1, mp_context=multiprocessing.get_context("forkserver")
         )
-        # Start-up (a fresh interpreter importing sympy takes about a second) is not the call's time.
-        pool.submit(warm_up or _nothing).result()
         _pool = pool
+        try:
+            # Start-up (a fresh interpreter importing sympy takes about a second) is not the call's time.
+            pool.submit(warm_up or _nothing).result()
+        except BaseException:
+            _discard_pool()
+            raise
     return _pool
 
 
@@ -54,6 +59,11 @@ def _discard_pool() -> None:
         for process in list(getattr(pool, "_processes", {}).values()):
             process.kill()
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+# Let go of the pool while the interpreter is whole: collected during shutdown, its manager
+# thread reports an AttributeError on modules already torn down.
+atexit.register(_discard_pool)
 
 
 def _raise_deadline(signum: int, frame: Any) -> None:

@@ -43,7 +43,10 @@ _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
 _TRAILING_WORDS = re.compile(r"^(.*[\d}])\s+([A-Za-z][A-Za-z\s.]*)$", re.DOTALL)
 _MATH_ENV = re.compile(r"\$[^$]+\$|\\\(.+?\\\)|\\\[.+?\\\]", re.DOTALL)
 # A sentence states its answer first: 'Answer: 20 apples (4 boxes of 5)', 'The answer is 18. The 9 eggs...'.
-_AFTER_FIRST_CLAUSE = re.compile(r"^(.*?\d.*?)(?:\s*[(;—]|\.\s)", re.DOTALL)
+_AFTER_FIRST_CLAUSE = re.compile(r"^(\D*\d.*?)(?:\s*[(;—]|\.\s)", re.DOTALL)
+# MATH-500's longest answer has 53 characters. Parsing is slow on long LaTeX (a second per few hundred
+# characters), and degenerate generations loop inside \boxed{...}: past this, it is not an answer.
+_MAX_ANSWER_CHARS = 1000
 _LEADING_WORDS = re.compile(r"^(?:[A-Za-z']+[\s,:]+)+(?=[-−$(\[\d\\{])")
 
 
@@ -206,6 +209,9 @@ def _grade(response: str, ground_truth: str, strict: bool) -> tuple[float, str, 
         # Several boxes answering a several-part question are one answer, as math-verify reads them:
         # 'the solutions are \\boxed{1} and \\boxed{-2}'. A hedge still fails: the set then differs.
         stated = [", ".join(stated)]
+    longest = max(stated, key=len, default="")
+    if len(longest) > _MAX_ANSWER_CHARS:
+        return 0.0, f"a final answer of {len(longest)} characters is not an answer (limit {_MAX_ANSWER_CHARS})", True
     parsed = [read_answer(s) for s in stated]
     if not anchored and not strict:
         last = _last_expression(response)
