@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -30,10 +31,16 @@ _ANSWER_PHRASE = re.compile(r"\bthe (?:final )?answer is[:\s]+(.+?)(?:\.\s|\.?$)
 
 _REPEATING = re.compile(r"(?<![\d.])(-?)(\d*)\.(\d*)\\overline\s*\{(\d+)\}")
 # Notation latex2sympy does not read, rewritten into notation it does.
-_PREPARE: tuple[tuple[re.Pattern[str], str], ...] = (
+_PREPARE: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
     (re.compile(r"\s*°"), r"^\\circ"),
     (re.compile(r"√\s*(\d+|[a-zA-Z])"), r"\\sqrt{\1}"),
     (re.compile(r"√"), r"\\sqrt"),
+    (re.compile(r"\\(?:mathrm|text|mathit)\s*\{i\}"), "i"),  # the imaginary unit set upright
+    (re.compile(r"\\langle"), "("),  # vectors written <1, 2>
+    (re.compile(r"\\rangle"), ")"),
+    # Digit groups set apart by a thin space, as SI style writes 10\,080 (spaces vanish in math mode).
+    (re.compile(r"(?<![\d.])\d{1,3}(?:(?:\\,|\s)\d{3})+(?![\d.])"), lambda m: re.sub(r"\\,|\s", "", m[0])),
+    (re.compile(r"(\\text\s*\{\s*)(?:an?|the)\s+", re.IGNORECASE), r"\1"),  # \text{an ellipse}
 )
 # Math words that are not prose: a bare `sqrt(2)` or `pi` is still an expression.
 _MATH_WORDS = frozenset({"sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "log", "exp", "inf", "infty", "pi", "mod"})
@@ -154,9 +161,12 @@ def _is_math(parsed: tuple[Any, ...]) -> bool:
 
 
 def _comparable(gold: Any, pred: Any) -> tuple[Any, Any]:
-    """A vector given as a tuple is the same answer as a one-column matrix: (1, 2) = [[1], [2]].
-    math-verify compares matrices only with matrices, so the matrix side becomes a tuple."""
-    from sympy import Interval, MatrixBase, Tuple
+    """Readings math-verify does not compare, made comparable:
+    a vector given as a tuple is the one-column matrix, (1, 2) = [[1], [2]] (math-verify compares
+    matrices only with matrices); inequalities joined by 'or' are the union of their sets,
+    'x < 2 or x > 3' = (-oo, 2) U (3, oo) (math-verify reads them as a list)."""
+    from sympy import FiniteSet, Interval, MatrixBase, Set, Tuple, Union
+    from sympy.core.relational import Equality, Relational
 
     def as_tuple(value: Any) -> Any:
         if isinstance(value, MatrixBase) and 1 in value.shape:
@@ -167,6 +177,11 @@ def _comparable(gold: Any, pred: Any) -> tuple[Any, Any]:
 
     if isinstance(gold, MatrixBase) != isinstance(pred, MatrixBase):
         return as_tuple(gold), as_tuple(pred)
+    inequalities = isinstance(pred, FiniteSet) and all(
+        isinstance(item, Relational) and not isinstance(item, Equality) for item in pred.args
+    )
+    if inequalities and isinstance(gold, Set) and not isinstance(gold, FiniteSet) and len(pred.free_symbols) == 1:
+        return gold, Union(*(item.as_set() for item in pred.args))
     return gold, pred
 
 
