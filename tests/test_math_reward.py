@@ -71,6 +71,8 @@ def test_gsm8k_and_latex_answer_forms_are_read(response: str, gold: str) -> None
         ("\\{1, 2, 3\\}", "\\{3, 2, 1\\}", 1.0),
         ("\\{1, 2, 3\\}", "\\{1, 2\\}", 0.0),
         ("2", "3", 0.0),
+        ("\\frac{1}{3}", "0.333333", 1.0),  # math-verify rounds floats to 6 decimals
+        ("\\frac{1}{3}", "0.33", 0.0),
     ],
 )
 def test_equivalences(gold: str, answer: str, expected: float) -> None:
