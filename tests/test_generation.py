@@ -226,6 +226,28 @@ def test_raising_n_under_none_reports_the_missing_variants_and_opens_no_socket(
 
 @pytest.mark.xfail(
     strict=True,
+    reason="the first row is never prefetched: plugin.pytest_runtest_protocol only prefetches once the generator "
+    "exists, and it is created in the first item's setup, so row 0 is generated alone before the others start",
+)
+def test_the_first_row_overlaps_with_the_rows_after_it(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
+) -> None:
+    answered: list[float] = []
+
+    def timed(body: dict[str, Any]) -> list[str]:
+        answered.append(time.monotonic())
+        return ["0"]
+
+    suite()
+    _, base_url = serve(table=timed, latency=0.4)
+    rk(pytester, base_url, "new_episodes", "--rk-concurrency", str(ROWS), n=1)
+    assert len(answered) == ROWS
+    # All rows fit in the concurrency limit: they should be answered together, not row 0 one latency earlier.
+    assert max(answered) - min(answered) < 0.2
+
+
+@pytest.mark.xfail(
+    strict=True,
     reason="runner._miss_message puts ' in <path>' between the row id and '; run with', so the message is not "
     "the issue's '4 of 8 variants recorded for row X; run with --record-mode=new_episodes'",
 )
@@ -269,8 +291,10 @@ def test_an_endpoint_that_ignores_n_still_gives_n_distinct_variants(
     server, base_url = serve(honour_n=False)
     rk(pytester, base_url, "new_episodes", n=3).assert_outcomes(failed=2)
     seen = requested_n(server)
-    # One probe with n=3 answers a single choice; from then on the generator asks one variant per request.
-    assert sorted(seen["r0"] + seen["r1"], key=str) == [3, None, None, None, None, None]
+    # A probe with n=3 answers a single choice; the rest comes one variant per request. A row that starts after
+    # the generator has learnt this skips the probe.
+    assert all(seen[row] in ([3, None, None], [None, None, None]) for row in ("r0", "r1")), seen
+    assert 3 in seen["r0"] + seen["r1"]
     first = results(pytester)
     for i in range(2):
         texts = {text for row, _, text, _, _ in first if row == f"r{i}"}
