@@ -19,6 +19,7 @@ from pytest_rewardkit.reward import RewardFunction
 from pytest_rewardkit.rewards import resolve_reward
 
 EXCERPT = 160
+MISSING = "(missing)"  # the group of a row without the --rk-group-by field
 
 
 class RowError(Exception):
@@ -177,7 +178,7 @@ def evaluate_case(case: Case, reward: RewardFunction | None = None) -> RowOutcom
         "parameters": {"n": settings.n, **settings.sampling.model_dump(exclude_none=True)},
         "threshold": settings.threshold,
         "aggregate": settings.aggregate,
-        "group": {key: str(case.row.extra.get(key)) for key in settings.group_by},
+        "group": {key: str(case.row.extra[key]) if key in case.row.extra else MISSING for key in settings.group_by},
     }
     try:
         prompt = case.prompt()

@@ -12,7 +12,7 @@ from typing import IO, Any
 
 from pydantic import BaseModel
 
-from pytest_rewardkit.evaluation import RowOutcome
+from pytest_rewardkit.evaluation import MISSING, RowOutcome
 
 
 def wilson_interval(successes: int, total: int, z: float = 1.959964) -> tuple[float, float]:
@@ -90,8 +90,9 @@ def _summarize_one(key: tuple[str, str, str], rows: list[RowOutcome], ks: list[i
     for field in sorted({f for r in rows for f in r.group}):
         values: dict[str, list[bool]] = defaultdict(list)
         for r in rows:
-            values[r.group.get(field, "None")].append(r.passed)
-        for value, flags in sorted(values.items()):
+            values[r.group.get(field, MISSING)].append(r.passed)
+        # Levels 1..10 in numeric order, not '1', '10', '2'.
+        for value, flags in sorted(values.items(), key=lambda item: _natural_key(item[0])):
             by_group[field][value] = GroupFigures(rows=len(flags), passed=sum(flags), pass_rate=sum(flags) / len(flags))
     return SuiteSummary(
         suite=suite,
@@ -109,6 +110,13 @@ def _summarize_one(key: tuple[str, str, str], rows: list[RowOutcome], ks: list[i
         pass_hat_k=hat_k,
         by_group=dict(by_group),
     )
+
+
+def _natural_key(value: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(value), value)
+    except ValueError:
+        return (1, 0.0, value)
 
 
 class GateVerdict(BaseModel):
@@ -153,6 +161,9 @@ def format_summary(summaries: list[SuiteSummary]) -> list[str]:
             hat = "  ".join(f"pass^{k} {v:.3f}" for k, v in s.pass_hat_k.items())
             lines.append(f"  {at}  |  {hat}")
         for field, values in s.by_group.items():
+            if set(values) == {MISSING}:
+                lines.append(f"  by {field}: no row has a field {field!r} (check the name against the dataset)")
+                continue
             lines.append(f"  by {field}:")
             width = max(len(v) for v in values)
             for value, fig in values.items():
