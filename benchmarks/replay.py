@@ -31,7 +31,6 @@ PLAIN_TEST = textwrap.dedent(
     """
     import json
     from pathlib import Path
-from typing import Any
 
     import pytest
 
