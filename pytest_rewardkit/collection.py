@@ -158,23 +158,21 @@ class RowItem(pytest.Item):
         super().__init__(**kwargs)
         self.settings = settings
         self.entry = entry
-        self.outcome: RowOutcome | None = None
 
     def setup(self) -> None:
         # Scoring happens in setup so that rows that cannot be scored (bad row, failed
         # generation, broken reward) report as pytest ERRORs, apart from low-reward FAILUREs.
         case = make_case(self.config, self.settings, self.entry)
         if case is None:
-            self.outcome = broken_row_outcome(self.settings, self.entry)
+            outcome = broken_row_outcome(self.settings, self.entry)
         else:
-            self.outcome = run_with_stop(lambda: evaluate_case(case))
-        record(self, self.outcome)
-        if self.outcome.error is not None:
-            pytest.fail(self.outcome.verdict_message(), pytrace=False)
+            outcome = run_with_stop(lambda: evaluate_case(case))
+        record(self, outcome)
+        if outcome.error is not None:
+            pytest.fail(outcome.verdict_message(), pytrace=False)
 
     def runtest(self) -> None:
-        assert self.outcome is not None
-        self.outcome.check()
+        self.stash[OUTCOME_KEY].check()
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, (RewardFailure, RowError)):
@@ -236,12 +234,12 @@ def bind_case(request: pytest.FixtureRequest) -> BoundCase:
 def prefetch_upcoming(item: pytest.Item) -> None:
     """Start generation for the rows this process will run next, so their model calls overlap
     while pytest runs items one at a time. Under xdist, only rows already sent to this worker."""
-    gen = item.config.stash.get(GENERATOR_KEY, None)
-    if gen is None or not gen.records or not isinstance(item, RowItem) or item.settings.model is None:
+    if options(item.config).record_mode == "none" or not isinstance(item, RowItem) or item.settings.model is None:
         return
+    gen = generator(item.config)
     window = 2 * options(item.config).concurrency
     cases = []
-    for upcoming in _upcoming_items(item)[:window]:
+    for upcoming in _upcoming_items(item, window):
         if isinstance(upcoming, RowItem) and upcoming.settings.model is not None:
             case = make_case(item.config, upcoming.settings, upcoming.entry)
             if case is not None:
@@ -249,7 +247,7 @@ def prefetch_upcoming(item: pytest.Item) -> None:
     gen.prefetch(cases)
 
 
-def _upcoming_items(item: pytest.Item) -> list[pytest.Item]:
+def _upcoming_items(item: pytest.Item, window: int) -> list[pytest.Item]:
     session = item.session
     interactor = next(
         (p for p in item.config.pluginmanager.get_plugins() if type(p).__name__ == "WorkerInteractor"), None
@@ -259,10 +257,12 @@ def _upcoming_items(item: pytest.Item) -> list[pytest.Item]:
         # pytest-xdist's worker queue of item indices sent to this worker, not yet run.
         with queue.lock() as pending:
             indices = [i for i in pending if isinstance(i, int)]
-        return [item, *(session.items[i] for i in indices)]
-    positions = item.config.stash.setdefault(_POSITIONS_KEY, {id(it): n for n, it in enumerate(session.items)})
+        return [item, *(session.items[i] for i in indices[: window - 1])]
+    positions = item.config.stash.get(_POSITIONS_KEY, None)
+    if positions is None:
+        positions = item.config.stash[_POSITIONS_KEY] = {id(it): n for n, it in enumerate(session.items)}
     start = positions.get(id(item), 0)
-    return session.items[start:]
+    return session.items[start : start + window]
 
 
 _POSITIONS_KEY = pytest.StashKey[dict[int, int]]()

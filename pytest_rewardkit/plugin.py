@@ -6,7 +6,9 @@ nothing heavy: the rest of the package is imported when a suite or an --rk-* opt
 
 from __future__ import annotations
 
+import gc
 import importlib.util
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -113,7 +115,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    if GENERATOR_KEY in item.config.stash:
+    if options(item.config).record_mode != "none":
         from pytest_rewardkit.collection import prefetch_upcoming
 
         prefetch_upcoming(item)
@@ -125,6 +127,17 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
     outcome = item.stash.get(OUTCOME_KEY, None)
     if outcome is not None:
         item.user_properties.append((PROPERTY, outcome.model_dump(mode="json")))
+        # The controller keeps its own copy: the item's would hold every response twice until exit.
+        del item.stash[OUTCOME_KEY]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Rows, settings and the reward's caches live until the end of the run: frozen, they are not
+    # re-scanned by every garbage collection the row loop triggers (a third of replay time).
+    # Only in runs that hold suites, so that other test suites keep pytest's usual behaviour.
+    collection = sys.modules.get("pytest_rewardkit.collection")
+    if collection is not None and any(isinstance(item, collection.RowItem) for item in session.items):
+        gc.freeze()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

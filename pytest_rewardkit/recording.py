@@ -99,11 +99,11 @@ def cassette_path(root: Path, suite: str, model_alias: str, row_id: str) -> Path
     return root / safe(suite) / safe(model_alias) / f"{safe(row_id)}.yaml"
 
 
-class _BlockDumper(yaml.SafeDumper):
+class _BlockDumper(yaml.CSafeDumper):
     """Multi-line strings as literal blocks, so a cassette reads well in a diff."""
 
 
-def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+def _represent_str(dumper: yaml.CSafeDumper, data: str) -> yaml.ScalarNode:
     if "\n" in data:
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
     return dumper.represent_scalar("tag:yaml.org,2002:str", data)

@@ -224,11 +224,6 @@ def test_raising_n_under_none_reports_the_missing_variants_and_opens_no_socket(
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the first row is never prefetched: plugin.pytest_runtest_protocol only prefetches once the generator "
-    "exists, and it is created in the first item's setup, so row 0 is generated alone before the others start",
-)
 def test_the_first_row_overlaps_with_the_rows_after_it(
     pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
 ) -> None:
@@ -246,11 +241,6 @@ def test_the_first_row_overlaps_with_the_rows_after_it(
     assert max(answered) - min(answered) < 0.2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runner._miss_message puts ' in <path>' between the row id and '; run with', so the message is not "
-    "the issue's '4 of 8 variants recorded for row X; run with --record-mode=new_episodes'",
-)
 def test_missing_variants_message_has_the_issue_wording(
     pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
 ) -> None:
@@ -564,11 +554,6 @@ def test_progress_counts_errors(pytester: pytest.Pytester, suite: Callable[..., 
     result.stdout.fnmatch_lines(["rewardkit: generated 1/1 rows (* rows/s), 0 responses recorded, 1 errors"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="under new_episodes every row goes through the background generator, so a run that finds everything "
-    "in its cassettes still prints 'generated N/N rows ..., 0 responses recorded'",
-)
 def test_progress_is_quiet_when_new_episodes_only_replays(
     pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
 ) -> None:

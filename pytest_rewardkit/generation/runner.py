@@ -126,7 +126,7 @@ class Generator:
         except (GenerationError, CassetteError) as exc:
             raise RowError(str(exc)) from exc
         finally:
-            if self.on_progress is not None:
+            if self.on_progress is not None and self.progress.total:
                 self.on_progress(self.progress)
 
     def prefetch(self, cases: list[Case]) -> None:
@@ -198,7 +198,7 @@ class Generator:
         if not cassette.exists:
             return f"no cassette {cassette.path} (record mode {mode}); {fix}"
         if have:
-            return f"{have} of {n} variants recorded for row {case.row_id} in {cassette.path}; {fix}"
+            return f"{have} of {n} variants recorded for row {case.row_id}; {fix} (cassette {cassette.path})"
         nearest = cassette.nearest(self._url(case), body)
         return (
             f"no recorded request in {cassette.path} matches this one (record mode {mode}); "
@@ -229,20 +229,25 @@ class Generator:
                 connector=aiohttp.TCPConnector(limit=self.config.concurrency, ttl_dns_cache=300)
             )
         try:
-            messages = await self._generate(case)
+            messages, generated = await self._generate(case)
         except BaseException:
             with self._lock:
                 self.progress.errors += 1
                 self.progress.done += 1
             raise
         with self._lock:
-            self.progress.done += 1
+            if generated:
+                self.progress.done += 1
+            else:
+                # Replayed from its cassette: not live generation, so not part of the progress line.
+                self.progress.total -= 1
         return messages
 
-    async def _generate(self, case: Case) -> list[Message]:
+    async def _generate(self, case: Case) -> tuple[list[Message], bool]:
+        """The row's responses, and whether the endpoint was called for them."""
         cassette, body, have, may_record = self._plan(case)
         if len(have) >= case.settings.n:
-            return [_to_message(c, str(cassette.path)) for c in have[: case.settings.n]]
+            return [_to_message(c, str(cassette.path)) for c in have[: case.settings.n]], False
         if not may_record:
             raise RowError(self._miss_message(case, cassette, body, len(have)))
         client = self._client(case)
@@ -252,7 +257,7 @@ class Generator:
             cassette.append(self._interaction(exchange))
         if exchanges:
             # Saved before any error surfaces: what was recorded is never lost.
-            cassette.save([s for s in [client.settings.api_key] if s])
+            await asyncio.to_thread(cassette.save, [s for s in [client.settings.api_key] if s])
             with self._lock:
                 self.progress.recorded += sum(len(e.response_body["choices"]) for e in exchanges)
         if isinstance(error, AuthenticationError):
@@ -261,7 +266,7 @@ class Generator:
         if error is not None:
             raise error
         choices = cassette.recorded_choices(match_key("POST", client.settings.url, body))
-        return [_to_message(c, str(cassette.path)) for c in choices[: case.settings.n]]
+        return [_to_message(c, str(cassette.path)) for c in choices[: case.settings.n]], True
 
     async def _record(
         self, client: ChatClient, body: dict[str, Any], missing: int
