@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,3 +102,29 @@ def write_dataset(path: Path, rows: list[dict[str, Any]]) -> None:
         for row in rows:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
     tmp.replace(path)
+
+
+def prepare_main(
+    build_rows: Callable[[list[str]], list[dict[str, Any]]],
+    *,
+    description: str,
+    source_url: str,
+    out: Path,
+    argv: list[str] | None = None,
+) -> None:
+    """The command line of an example's `prepare_data.py` whose source is one JSONL file: read a
+    local copy (`--source`) or fetch it (`--download`, needs network), build the rows, write them."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--source", type=Path, help="a local copy of the source file")
+    where.add_argument("--download", action="store_true", help=f"fetch {source_url}")
+    parser.add_argument("--out", type=Path, default=out)
+    args = parser.parse_args(argv)
+    if args.download:
+        with urllib.request.urlopen(source_url, timeout=60) as response:
+            text = response.read().decode("utf-8")
+    else:
+        text = args.source.read_text(encoding="utf-8")
+    rows = build_rows(text.splitlines())
+    write_dataset(args.out, rows)
+    print(f"wrote {len(rows)} rows to {args.out}")

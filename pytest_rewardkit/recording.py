@@ -9,6 +9,7 @@ scrubbed first and the serialized text is checked for the key before anything is
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -51,6 +52,16 @@ class Interaction:
     status: int
     response_headers: dict[str, str]
     response_body: dict[str, Any]
+
+    def scrubbed(self, secrets: list[str]) -> Interaction:
+        """This exchange with credentials (headers, key query parameters, the key anywhere in a
+        header value) and volatile transport headers removed: what may be written to disk."""
+        return dataclasses.replace(
+            self,
+            uri=scrub_uri(self.uri),
+            request_headers=scrub_headers(self.request_headers, secrets),
+            response_headers=scrub_headers(self.response_headers, secrets),
+        )
 
     @property
     def key(self) -> str:

@@ -23,7 +23,7 @@ from pytest_rewardkit.generation import (
     RequestRejected,
     ServerError,
 )
-from pytest_rewardkit.generation.client import Exchange
+from pytest_rewardkit.recording import Interaction
 
 BODY = {"model": "fake-model", "messages": [{"role": "user", "content": "2+2?"}], "temperature": 0.5}
 FAST = ClientSettings(read_timeout=5.0, connect_timeout=2.0, max_attempts=4, max_retry_time=20.0)
@@ -42,7 +42,7 @@ def no_jitter(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return windows
 
 
-async def create(server: FakeChatServer, **overrides: Any) -> Exchange:
+async def create(server: FakeChatServer, **overrides: Any) -> Interaction:
     async with server as base_url, aiohttp.ClientSession() as session:
         return await ChatClient(replace(FAST, base_url=base_url, **overrides), session).create(BODY)
 

@@ -11,12 +11,10 @@ scored when no model is given), the `answer` field as ground_truth, and the prob
 
 from __future__ import annotations
 
-import argparse
 import json
-import urllib.request
 from pathlib import Path
 
-from pytest_rewardkit.dataset import write_dataset
+from pytest_rewardkit.dataset import prepare_main
 
 HERE = Path(__file__).parent
 SOURCE_URL = "https://huggingface.co/datasets/HuggingFaceH4/MATH-500/resolve/main/test.jsonl"
@@ -42,20 +40,7 @@ def math500_rows(lines: list[str]) -> list[dict[str, object]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--source", type=Path, help="a local MATH-500 test.jsonl")
-    where.add_argument("--download", action="store_true", help=f"fetch {SOURCE_URL}")
-    parser.add_argument("--out", type=Path, default=HERE / "dataset.jsonl")
-    args = parser.parse_args()
-    if args.download:
-        with urllib.request.urlopen(SOURCE_URL, timeout=60) as response:
-            text = response.read().decode("utf-8")
-    else:
-        text = args.source.read_text(encoding="utf-8")
-    rows = math500_rows(text.splitlines())
-    write_dataset(args.out, rows)
-    print(f"wrote {len(rows)} rows to {args.out}")
+    prepare_main(math500_rows, description=__doc__ or "", source_url=SOURCE_URL, out=HERE / "dataset.jsonl")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from pytest_rewardkit.recording import Interaction
+
 FIREWORKS_BASE_URL = "https://api.fireworks.ai/inference/v1"
 BODY_EXCERPT = 200
 
@@ -74,18 +76,6 @@ class ClientSettings:
         return self.base_url.rstrip("/") + "/chat/completions"
 
 
-@dataclass
-class Exchange:
-    """One successful request and its response, as they go into a cassette."""
-
-    uri: str
-    request_headers: dict[str, str]
-    request_body: dict[str, Any]
-    status: int
-    response_headers: dict[str, str]
-    response_body: dict[str, Any]
-
-
 def _excerpt(raw: bytes) -> str:
     text = raw[:BODY_EXCERPT].decode("utf-8", "replace")
     return repr(text) + (" …" if len(raw) > BODY_EXCERPT else "")
@@ -136,14 +126,15 @@ class ChatClient:
             headers["Authorization"] = f"Bearer {self.settings.api_key}"
         return headers
 
-    async def create(self, body: dict[str, Any]) -> Exchange:
-        """POST the body to chat/completions, retrying what can be retried."""
+    async def create(self, body: dict[str, Any]) -> Interaction:
+        """POST the body to chat/completions, retrying what can be retried. The result is the
+        exchange as sent and received: scrub it before it is written anywhere."""
         async for attempt in self._retrying:
             with attempt:
                 return await self._once(body)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
-    async def _once(self, body: dict[str, Any]) -> Exchange:
+    async def _once(self, body: dict[str, Any]) -> Interaction:
         url = self.settings.url
         headers = self.headers()
         timeout = aiohttp.ClientTimeout(
@@ -185,4 +176,4 @@ class ChatClient:
                 f"{url} answered {status} with JSON that is not a chat completion (no choices[].message): "
                 f"{_excerpt(raw)}"
             )
-        return Exchange(url, headers, body, status, response_headers, parsed)
+        return Interaction("POST", url, headers, body, status, response_headers, parsed)

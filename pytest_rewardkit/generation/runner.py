@@ -26,7 +26,6 @@ from pytest_rewardkit.generation.client import (
     BadResponse,
     ChatClient,
     ClientSettings,
-    Exchange,
     GenerationError,
 )
 from pytest_rewardkit.generation.models import resolve_model
@@ -37,8 +36,6 @@ from pytest_rewardkit.recording import (
     RowCassette,
     cassette_path,
     match_key,
-    scrub_headers,
-    scrub_uri,
 )
 
 
@@ -253,8 +250,9 @@ class Generator:
         client = self._client(case)
         self._check_key(client.settings)
         exchanges, error = await self._record(client, body, case.settings.n - len(have))
+        secrets = [s for s in [self.config.api_key] if s]
         for exchange in exchanges:
-            cassette.append(self._interaction(exchange))
+            cassette.append(exchange.scrubbed(secrets))
         if exchanges:
             # Saved before any error surfaces: what was recorded is never lost.
             await asyncio.to_thread(cassette.save, [s for s in [client.settings.api_key] if s])
@@ -270,11 +268,11 @@ class Generator:
 
     async def _record(
         self, client: ChatClient, body: dict[str, Any], missing: int
-    ) -> tuple[list[Exchange], BaseException | None]:
+    ) -> tuple[list[Interaction], BaseException | None]:
         """Request `missing` more choices: one request with `n` where the endpoint honours it,
         else one request per variant, all concurrently. Returns what succeeded, in order, and the
         first error."""
-        exchanges: list[Exchange] = []
+        exchanges: list[Interaction] = []
         if missing > 1 and self.n_supported is not False:
             try:
                 exchange = await self._call(client, {**body, "n": missing})
@@ -295,7 +293,7 @@ class Generator:
                 exchanges.append(result)
         return exchanges, first_error
 
-    async def _call(self, client: ChatClient, body: dict[str, Any]) -> Exchange:
+    async def _call(self, client: ChatClient, body: dict[str, Any]) -> Interaction:
         if self.stopped is not None:
             raise AuthenticationError(str(self.stopped))
         assert self._semaphore is not None
@@ -321,15 +319,3 @@ class Generator:
                 "committed cassettes with --record-mode=none"
             )
             raise self.stopped
-
-    def _interaction(self, exchange: Exchange) -> Interaction:
-        secrets = [s for s in [self.config.api_key] if s]
-        return Interaction(
-            method="POST",
-            uri=scrub_uri(exchange.uri),
-            request_headers=scrub_headers(exchange.request_headers, secrets),
-            request_body=exchange.request_body,
-            status=exchange.status,
-            response_headers=scrub_headers(exchange.response_headers, secrets),
-            response_body=exchange.response_body,
-        )
