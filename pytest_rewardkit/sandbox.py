@@ -556,12 +556,17 @@ def _read_some(fd: int, buf: bytearray, cap: int, drain: bool = False) -> bool:
 
 
 def _first_child(info_fd: int) -> int | None:
-    """The pid of bubblewrap's first child, from its `--info-fd` report (None in `process` mode)."""
+    """The pid of bubblewrap's first child, from its `--info-fd` report (None in `process` mode).
+
+    Called once bubblewrap has exited, so its report is whole: reading stops at what the pipe
+    holds instead of waiting for end-of-file, which any process the caller forked while the run
+    was starting (a thread's `fork` copies the open write end) would hold off until it exits."""
+    os.set_blocking(info_fd, False)
     info = b""
     try:
         while chunk := os.read(info_fd, 4096):
             info += chunk
-    except OSError:
+    except OSError:  # BlockingIOError: nothing more was written
         pass
     try:
         return int(json.loads(info)["child-pid"])

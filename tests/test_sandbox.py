@@ -1,13 +1,15 @@
 """The sandbox against hostile programs, run as the CI runs it (as root, with bubblewrap).
 
 Every test ends with the `sandbox` fixture asserting that no process of the run is left:
-none with the run's uid, no child of this test process.
+none with the run's uid, no descendant of this test process born during the test.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 import textwrap
 import threading
 import time
@@ -15,6 +17,7 @@ import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -32,30 +35,52 @@ SECRET = "sk-fw-0123456789abcdef-secret"
 QUICK = Limits(wall_time=3, memory_mb=128, max_processes=16, disk_mb=8)
 
 
-def _uid_of(pid: str) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("Uid:"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        return None
-    return None
+class _Process(NamedTuple):
+    started: str  # clock ticks after boot: with the pid, tells a process from a later one that reuses its pid
+    name: str
+    uid: int
+    parent: int
 
 
-def _leftovers(uid: int) -> list[str]:
-    """Live processes of `uid`, and children of this process (zombies of reaped runs excluded)."""
-    found = []
+def _live_processes() -> dict[int, _Process]:
+    """Every process on the machine but zombies (a reaped run's are not alive)."""
+    found = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             status = Path(f"/proc/{pid}/status").read_text()
+            stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if fields.get("State", "").strip().startswith("Z"):
+        if fields["State"].strip().startswith("Z"):
             continue
-        if _uid_of(pid) == uid or int(fields.get("PPid", "0")) == os.getpid():
-            found.append(f"{pid} {fields.get('Name', '').strip()}")
+        started = stat.rpartition(")")[2].split()[19]
+        found[int(pid)] = _Process(started, fields["Name"].strip(), int(fields["Uid"].split()[0]), int(fields["PPid"]))
     return found
+
+
+def _descendants(processes: dict[int, _Process]) -> set[tuple[int, str]]:
+    """This process's descendants, as (pid, start time)."""
+    found: set[tuple[int, str]] = set()
+    parents = {os.getpid()}
+    while parents:
+        children = {pid for pid, process in processes.items() if process.parent in parents}
+        found |= {(pid, processes[pid].started) for pid in children}
+        parents = children
+    return found
+
+
+def _existing() -> set[tuple[int, str]]:
+    """This process's descendants before a test: helpers that other tests left running for the
+    session (the math reward's forkserver and its resource tracker) are not of any run."""
+    return _descendants(_live_processes())
+
+
+def _leftovers(uid: int, before: set[tuple[int, str]]) -> list[str]:
+    """Live processes of `uid`, and descendants of this process that were not there `before`."""
+    processes = _live_processes()
+    born = {pid for pid, started in _descendants(processes) - before}
+    return [f"{pid} {process.name}" for pid, process in processes.items() if process.uid == uid or pid in born]
 
 
 @pytest.fixture
@@ -64,9 +89,10 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
     even when other tests run sandboxes at the same time."""
     uid = SANDBOX_UID + 1 + zlib.crc32(request.node.nodeid.encode()) % 50_000
     box = Sandbox("bwrap", uid=uid)
+    before = _existing()
     box.check()
     yield box
-    assert _leftovers(uid if os.geteuid() == 0 else -1) == []
+    assert _leftovers(uid if os.geteuid() == 0 else -1, before) == []
 
 
 def run(box: Sandbox, program: str, limits: Limits = QUICK, **kwargs: object) -> RunResult:
@@ -387,6 +413,71 @@ def test_daemons_do_not_outlive_the_run(sandbox: Sandbox, program: str) -> None:
     assert result.elapsed < 2
 
 
+ORPHANS_AND_WORKERS = """
+    import os, subprocess, sys, time
+    from multiprocessing import Pool
+    with Pool(2) as pool:
+        print(pool.map(abs, [-1, -2]))
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            time.sleep(600)
+        os._exit(0)
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+    """
+
+
+def test_a_caller_with_helpers_and_a_subreaper_keeps_them_and_gets_nothing_of_the_run(sandbox: Sandbox) -> None:
+    """As in a full test session: the caller already runs helper processes (the math reward's
+    forkserver) and may reap orphans. The sandbox ends all of its run and nothing else."""
+    import ctypes
+
+    pr_set_child_subreaper = 36
+    helper = subprocess.Popen(["sleep", "600"])
+    libc = ctypes.CDLL(None, use_errno=True)
+    try:
+        assert libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) == 0, os.strerror(ctypes.get_errno())
+        before = _existing()
+        result = run(sandbox, ORPHANS_AND_WORKERS)
+        assert (result.exit_code, result.stdout) == (0, "[1, 2]\n"), result.stderr
+        assert _leftovers(sandbox.uid if os.geteuid() == 0 else -1, before) == []
+        assert helper.poll() is None
+    finally:
+        libc.prctl(pr_set_child_subreaper, 0, 0, 0, 0)
+        helper.kill()
+        helper.wait()
+
+
+def test_the_verdict_does_not_wait_for_a_process_holding_the_info_pipe(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fork by another thread of the caller while a run starts copies the sandbox's open pipe
+    ends; the verdict comes when the run is over, not when that process lets go of them."""
+    holders: list[int] = []
+
+    class ForkingPopen(subprocess.Popen):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            holder = os.fork()
+            if holder == 0:
+                try:
+                    time.sleep(30)
+                finally:
+                    os._exit(0)
+            holders.append(holder)
+
+    monkeypatch.setattr(subprocess, "Popen", ForkingPopen)
+    try:
+        started = time.monotonic()
+        result = run(sandbox, "print('done')")
+        assert time.monotonic() - started < 5
+        assert (result.exit_code, result.stdout) == (0, "done\n"), result.stderr
+    finally:
+        for holder in holders:
+            os.kill(holder, signal.SIGKILL)
+            os.waitpid(holder, 0)
+
+
 def test_bubblewrap_itself_starts_with_a_minimal_environment(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FIREWORKS_API_KEY", SECRET)
     result = run(sandbox, "print(open('/proc/1/environ', 'rb').read().decode())")
@@ -409,6 +500,7 @@ def test_process_mode_warns_once_loudly_and_still_limits(tmp_path: Path, monkeyp
     monkeypatch.setattr(sandbox_module, "_warned", threading.Event())
     monkeypatch.setenv("FIREWORKS_API_KEY", SECRET)
     monkeypatch.chdir(tmp_path)
+    before = _existing()
     box = Sandbox("process")
     with pytest.warns(WeakSandboxWarning) as warned:
         first = box.run(f"import os\nprint(os.getcwd() != {str(tmp_path)!r}, 'FIREWORKS_API_KEY' in os.environ)")
@@ -420,4 +512,4 @@ def test_process_mode_warns_once_loudly_and_still_limits(tmp_path: Path, monkeyp
     assert (first.exit_code, first.stdout) == (0, "True False\n"), first.stderr
     assert second.exit_code != 0 and "MemoryError" in second.stderr
     assert looping.timed_out
-    assert _leftovers(SANDBOX_UID if os.geteuid() == 0 else -1) == []
+    assert _leftovers(SANDBOX_UID if os.geteuid() == 0 else -1, before) == []
