@@ -123,7 +123,7 @@ class Generator:
         except (GenerationError, CassetteError) as exc:
             raise RowError(str(exc)) from exc
         finally:
-            if self.on_progress is not None and self.progress.total:
+            if self.on_progress is not None and self.progress.done:
                 self.on_progress(self.progress)
 
     def prefetch(self, cases: list[Case]) -> None:
