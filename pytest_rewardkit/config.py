@@ -111,6 +111,9 @@ class Options(_Strict):
     cassette_dir: Path | None = None
     api_key_env: str = Field(default="FIREWORKS_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     request_timeout: float = Field(default=120.0, gt=0)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    max_tokens: int | None = Field(default=None, ge=1)
     group_by: list[str] = Field(default_factory=list)
 
     @field_validator("k", mode="before")
@@ -172,6 +175,9 @@ OPTION_FLAGS = {
     "group_by": "--rk-group-by",
     "api_key_env": "--rk-api-key-env",
     "request_timeout": "--rk-request-timeout",
+    "temperature": "--rk-temperature",
+    "top_p": "--rk-top-p",
+    "max_tokens": "--rk-max-tokens",
 }
 
 
@@ -239,7 +245,12 @@ def combine(config_path: Path, config: SuiteConfig, options: Options, root: Path
         model=model,
         n=n,
         ks=ks,
-        sampling=SamplingParams(temperature=gen.temperature, top_p=gen.top_p, max_tokens=gen.max_tokens, stop=gen.stop),
+        sampling=SamplingParams(
+            temperature=gen.temperature if options.temperature is None else options.temperature,
+            top_p=gen.top_p if options.top_p is None else options.top_p,
+            max_tokens=gen.max_tokens if options.max_tokens is None else options.max_tokens,
+            stop=gen.stop,
+        ),
         base_url=options.base_url or gen.base_url,
         model_aliases=config.models,
         limit=options.limit,

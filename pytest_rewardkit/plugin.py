@@ -47,6 +47,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--rk-cassette-dir", help="where cassettes live (default: <rootdir>/cassettes)")
     group.addoption("--rk-api-key-env", help="environment variable that holds the API key (default FIREWORKS_API_KEY)")
     group.addoption("--rk-request-timeout", type=float, help="seconds to wait for a model response (default 120)")
+    group.addoption("--rk-temperature", type=float, help="sampling temperature (overrides the suite's)")
+    group.addoption("--rk-top-p", type=float, help="nucleus sampling top_p (overrides the suite's)")
+    group.addoption("--rk-max-tokens", type=int, help="maximum tokens per response (overrides the suite's)")
     if importlib.util.find_spec("pytest_recording") is None:
         # pytest-recording owns --record-mode when installed; we read the same option.
         group.addoption(
@@ -76,6 +79,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "cassette_dir": config.getoption("rk_cassette_dir"),
         "api_key_env": config.getoption("rk_api_key_env"),
         "request_timeout": config.getoption("rk_request_timeout"),
+        "temperature": config.getoption("rk_temperature"),
+        "top_p": config.getoption("rk_top_p"),
+        "max_tokens": config.getoption("rk_max_tokens"),
         # pytest-recording's "rewrite" re-records everything, which is our "all".
         "record_mode": "all" if record_mode == "rewrite" else record_mode,
     }

@@ -227,6 +227,9 @@ def test_parse_options_names_the_flag(raw: dict[str, Any], flag: str) -> None:
         (["--rk-request-timeout", "soon"], "argument --rk-request-timeout: invalid float value: 'soon'"),
         (["--rk-api-key-env", "MY-KEY"], "--rk-api-key-env: String should match pattern"),
         (["--record-mode", "sometimes"], "argument --record-mode: invalid choice: 'sometimes'"),
+        (["--rk-temperature", "3"], "--rk-temperature: Input should be less than or equal to 2"),
+        (["--rk-top-p", "0"], "--rk-top-p: Input should be greater than 0"),
+        (["--rk-max-tokens", "0"], "--rk-max-tokens: Input should be greater than or equal to 1"),
     ],
 )
 def test_an_invalid_option_value_is_a_usage_error_at_start_up(
@@ -287,3 +290,13 @@ def test_rk_threshold_overrides_the_suite_threshold(
     pytester.runpytest("--rk-output", "").assert_outcomes(failed=2)
     pytester.runpytest("--rk-output", "", "--rk-threshold", "0.5").assert_outcomes(passed=1, failed=1)
     pytester.runpytest("--rk-output", "", "--rk-threshold", "0").assert_outcomes(passed=2)
+
+
+def test_sampling_options_override_the_suites_generation_settings(tmp_path: Path) -> None:
+    config_path = tmp_path / "rewardkit.yaml"
+    config_path.write_text("reward: math\ngeneration: {temperature: 0.7, top_p: 0.9, max_tokens: 100, stop: ['END']}\n")
+    suite = load_suite_config(config_path)
+    kept = combine(config_path, suite, Options()).sampling
+    assert (kept.temperature, kept.top_p, kept.max_tokens, kept.stop) == (0.7, 0.9, 100, ["END"])
+    cli = combine(config_path, suite, Options(temperature=0.0, top_p=1.0, max_tokens=8)).sampling
+    assert (cli.temperature, cli.top_p, cli.max_tokens, cli.stop) == (0.0, 1.0, 8, ["END"])
