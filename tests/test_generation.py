@@ -564,3 +564,30 @@ def test_progress_is_quiet_when_new_episodes_only_replays(
     again = rk(pytester, base_url, "new_episodes")
     assert server.requests == []
     assert "rewardkit: generated" not in again.stdout.str()
+
+
+def test_whether_an_endpoint_honours_n_is_learnt_per_endpoint(tmp_path: Path) -> None:
+    from pytest_rewardkit.config import Options
+    from pytest_rewardkit.evaluation import Case
+    from pytest_rewardkit.generation import GenerationConfig, Generator
+    from pytest_rewardkit.suite import load_suite
+
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "rewardkit.yaml").write_text("reward: math\n")
+    (tmp_path / "s" / "dataset.jsonl").write_text(
+        json.dumps({"id": "q", "messages": [{"role": "user", "content": "q"}], "ground_truth": "1"}) + "\n"
+    )
+    generator = Generator(GenerationConfig(cassette_root=tmp_path / "cassettes", record_mode="all"))
+    ignoring, honouring = FakeChatServer(honour_n=False), FakeChatServer(honour_n=True)
+    try:
+        with ignoring.running() as first, honouring.running() as second:
+            for base_url in (first, second):
+                settings, entries = load_suite(tmp_path / "s", Options(model="m", n=3, base_url=base_url))
+                row = entries[0].row
+                assert row is not None
+                assert len(generator.responses(Case(settings=settings, row=row, row_id="q"))) == 3
+            # The endpoint that ignores n gets one n=3 probe, then single requests; the other, one request.
+            assert [r.json.get("n") for r in ignoring.requests] == [3, None, None]
+            assert [r.json.get("n") for r in honouring.requests] == [3]
+    finally:
+        generator.close()

@@ -90,7 +90,8 @@ class Generator:
         self.config = config
         self.on_progress = on_progress
         self.progress = Progress()
-        self.n_supported: bool | None = None  # learnt from the endpoint's first n>1 answer
+        # Per endpoint URL, whether it honours `n`: learnt from its first answer to an n>1 request.
+        self.n_supported: dict[str, bool] = {}
         self.stopped: SessionStop | None = None
         self._futures: dict[tuple[str, str, str], concurrent.futures.Future[list[Message]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -273,14 +274,14 @@ class Generator:
         else one request per variant, all concurrently. Returns what succeeded, in order, and the
         first error."""
         exchanges: list[Interaction] = []
-        if missing > 1 and self.n_supported is not False:
+        if missing > 1 and self.n_supported.get(client.settings.url, True):
             try:
                 exchange = await self._call(client, {**body, "n": missing})
             except GenerationError as exc:
                 return exchanges, exc
             exchanges.append(exchange)
             got = len(exchange.response_body["choices"])
-            self.n_supported = got >= missing
+            self.n_supported[client.settings.url] = got >= missing
             missing -= got
         if missing <= 0:
             return exchanges, None
