@@ -51,13 +51,14 @@ import uuid
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
 BWRAP = "/usr/bin/bwrap"
 SANDBOX_UID = 64_000  # a uid no account uses: its processes can be told apart and hold no files
 SandboxMode = Literal["bwrap", "process"]
+_DEFAULT_SIGCHLD = ("/usr/bin/env", "--default-signal=CHLD")  # coreutils >= 8.31
 
 INSTALL_HINT = (
     "install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`, Fedora: `dnf install bubblewrap`), "
@@ -81,6 +82,10 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 class SandboxUnavailable(RuntimeError):
     """Code cannot be run safely here; the message says how to fix that."""
+
+
+class ExitStatusUnavailable(SandboxUnavailable):
+    """`sandbox: process` cannot learn the program's exit status: this process ignores SIGCHLD."""
 
 
 class WeakSandboxWarning(UserWarning):
@@ -280,6 +285,15 @@ class Sandbox:
     def check(self) -> None:
         """Raise `SandboxUnavailable` unless this sandbox can run code here (probed once per setup)."""
         if self.mode == "process":
+            # The program is this process's own child: while SIGCHLD is ignored the kernel discards
+            # its exit status, and a failing program would pass for one that exited with 0.
+            if _sigchld_ignored():
+                raise ExitStatusUnavailable(
+                    "cannot run model code with `sandbox: process` while this process ignores SIGCHLD (the "
+                    "kernel then discards exit statuses, so failures would pass for success); restore it with "
+                    "`signal.signal(signal.SIGCHLD, signal.SIG_DFL)`, or use the default `sandbox: bwrap`, "
+                    "which takes the status from bubblewrap"
+                )
             _warn_weak_once(self.uid)
             return
         problem = _probe(self.bwrap, self.uid, os.geteuid())
@@ -306,11 +320,12 @@ class Sandbox:
         workdir = None
         fds: list[int] = []
         info_read, info_write = os.pipe()
+        status_read, status_write = os.pipe()
         try:
             try:
                 if self.mode == "bwrap":
                     fds = _memfds(files)
-                    argv = self._bwrap_argv(dict(zip(files, fds, strict=True)), info_write, limits)
+                    argv = self._bwrap_argv(dict(zip(files, fds, strict=True)), info_write, status_write, limits)
                     cwd, env = "/", {"PATH": "/usr/bin:/bin"}
                 else:
                     workdir = tempfile.mkdtemp(prefix="rewardkit-run-")
@@ -321,11 +336,13 @@ class Sandbox:
                     argv = ["/bin/sh", "-c", join, "sh", *cgroup.procs_files, "--", *argv]
             except BaseException:
                 os.close(info_write)
+                os.close(status_write)
                 raise
-            popen = {"cwd": cwd, "env": env, "pass_fds": (*fds, info_write)}
-            return _supervise(argv, popen, stdin.encode(), limits, cgroup, (info_read, info_write))
+            popen = {"cwd": cwd, "env": env, "pass_fds": (*fds, info_write, status_write)}
+            pipes = _Pipes(info_read, info_write, status_read, status_write)
+            return _supervise(argv, popen, stdin.encode(), limits, cgroup, pipes)
         finally:
-            for fd in (*fds, info_read):
+            for fd in (*fds, info_read, status_read):
                 os.close(fd)
             if cgroup is not None:
                 cgroup.remove()
@@ -346,11 +363,15 @@ class Sandbox:
         ]
         return [executable, "-I", "-S", "-X", "utf8", "-c", _BOOT, *map(str, rlimits), f"{workdir}/__main__.py"]
 
-    def _bwrap_argv(self, files: dict[str, int], info_fd: int, limits: Limits) -> list[str]:
+    def _bwrap_argv(self, files: dict[str, int], info_fd: int, status_fd: int, limits: Limits) -> list[str]:
         file_args = [arg for name, fd in files.items() for arg in ("--file", str(fd), f"/tmp/{name}")]
         size = str(limits.disk_mb << 20)
         inner = [
             self.bwrap,
+            # The program's own exit status, from the bubblewrap that runs it: its outer stages'
+            # statuses (and this process's wait) say nothing when the caller ignores SIGCHLD.
+            "--json-status-fd",
+            str(status_fd),
             "--unshare-all",
             "--unshare-user",
             "--disable-userns",
@@ -396,8 +417,10 @@ class Sandbox:
             "--",
             *self._command(limits, "/tmp"),
         ]
+        # A SIGCHLD ignored by the caller is inherited: bubblewrap would never learn that its child
+        # ended (the run hangs to its wall time) and the program's own `wait`s would fail.
         if os.geteuid() != 0:
-            return [inner[0], "--info-fd", str(info_fd), *inner[1:]]
+            return [*_DEFAULT_SIGCHLD, inner[0], "--info-fd", str(info_fd), *inner[1:]]
         # Root cannot be limited, so an outer root bubblewrap prepares a view of the filesystem in
         # which the interpreter is reachable (its prefix may sit under /root, mode 0700) and drops
         # to the sandbox uid; the inner bubblewrap then builds the real sandbox unprivileged.
@@ -408,7 +431,7 @@ class Sandbox:
         for parent in parents:
             outer += ["--perms", "0755", "--dir", parent]
         outer += [*_system_binds(), "--perms", "1777", "--dir", "/tmp", "--dev", "/dev", "--bind", "/proc", "/proc"]
-        return [*outer, "--", *_setpriv(self.uid), *inner]
+        return [*_DEFAULT_SIGCHLD, *outer, "--", *_setpriv(self.uid), *inner]
 
     def _process_argv(
         self, workdir: str, files: dict[str, str], limits: Limits
@@ -422,6 +445,13 @@ class Sandbox:
             return command, workdir, env
         os.chown(workdir, self.uid, self.uid)
         return [*_setpriv(self.uid), *command], workdir, env
+
+
+def _sigchld_ignored() -> bool:
+    """Whether SIGCHLD is ignored, as the kernel sees it (also when set outside Python)."""
+    status = Path("/proc/self/status").read_text()
+    ignored = int(status.partition("SigIgn:")[2].split()[0], 16)
+    return bool(ignored & 1 << (signal.SIGCHLD - 1))
 
 
 def _setpriv(uid: int) -> list[str]:
@@ -456,10 +486,9 @@ def _supervise(
     stdin: bytes,
     limits: Limits,
     cgroup: _Cgroup | None,
-    info: tuple[int, int],
+    pipes: _Pipes,
 ) -> RunResult:
-    """Run `argv` to its end or its wall time. Closes the write end of the `info` pipe."""
-    info_fd, info_write = info
+    """Run `argv` to its end or its wall time. Closes the write ends of `pipes`."""
     start = time.monotonic()
     try:
         proc = subprocess.Popen(
@@ -471,7 +500,8 @@ def _supervise(
             **popen,
         )
     finally:
-        os.close(info_write)
+        os.close(pipes.info_write)
+        os.close(pipes.status_write)
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     streams = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
     truncated = dict.fromkeys(streams, False)
@@ -512,7 +542,7 @@ def _supervise(
         # Also on a normal exit: in `process` mode, children left in the group are ended here.
         _kill_tree(proc, cgroup)
         proc.wait()
-        _wait_gone(_first_child(info_fd), cgroup)
+        _wait_gone(_first_child(pipes.info_read), cgroup)
         for fd, buf in streams.items():
             # What the run wrote before it ended; never wait for end-of-file, which a process
             # being killed may hold off.
@@ -527,7 +557,7 @@ def _supervise(
     out, err = (bytes(buf).decode("utf-8", errors="replace") for buf in streams.values())
     out_fd, err_fd = streams
     return RunResult(
-        exit_code=proc.returncode if exited else None,
+        exit_code=_exit_code(pipes.status_read, proc.returncode) if exited else None,
         stdout=out,
         stderr=err,
         stdout_truncated=truncated[out_fd],
@@ -536,6 +566,16 @@ def _supervise(
         limit_hit=cgroup.limit_hit() if cgroup is not None else None,
         elapsed=time.monotonic() - start,
     )
+
+
+class _Pipes(NamedTuple):
+    """Bubblewrap's report pipes: `--info-fd` (its first child) and `--json-status-fd` (the
+    program's exit status). Written ends are closed once the run has started."""
+
+    info_read: int
+    info_write: int
+    status_read: int
+    status_write: int
 
 
 def _read_some(fd: int, buf: bytearray, cap: int, drain: bool = False) -> bool:
@@ -555,23 +595,38 @@ def _read_some(fd: int, buf: bytearray, cap: int, drain: bool = False) -> bool:
     return True
 
 
-def _first_child(info_fd: int) -> int | None:
-    """The pid of bubblewrap's first child, from its `--info-fd` report (None in `process` mode).
+def _written(fd: int) -> bytes:
+    """What bubblewrap wrote to one of its report pipes.
 
     Called once bubblewrap has exited, so its report is whole: reading stops at what the pipe
     holds instead of waiting for end-of-file, which any process the caller forked while the run
     was starting (a thread's `fork` copies the open write end) would hold off until it exits."""
-    os.set_blocking(info_fd, False)
-    info = b""
+    os.set_blocking(fd, False)
+    data = b""
     try:
-        while chunk := os.read(info_fd, 4096):
-            info += chunk
+        while chunk := os.read(fd, 4096):
+            data += chunk
     except OSError:  # BlockingIOError: nothing more was written
         pass
+    return data
+
+
+def _first_child(info_fd: int) -> int | None:
+    """The pid of bubblewrap's first child, from its `--info-fd` report (None in `process` mode)."""
     try:
-        return int(json.loads(info)["child-pid"])
+        return int(json.loads(_written(info_fd))["child-pid"])
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def _exit_code(status_fd: int, returncode: int) -> int:
+    """The program's exit status as the bubblewrap running it reported it (`--json-status-fd`: one
+    JSON object a line, `exit-code` in shell encoding), else `returncode`: in `process` mode, or
+    when bubblewrap died before its program did."""
+    for line in reversed(_written(status_fd).splitlines()):
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            return int(json.loads(line)["exit-code"])
+    return returncode
 
 
 def _kill_tree(proc: subprocess.Popen[bytes], cgroup: _Cgroup | None) -> None:

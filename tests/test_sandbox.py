@@ -21,9 +21,11 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from pytest_rewardkit import resolve_reward
 from pytest_rewardkit import sandbox as sandbox_module
 from pytest_rewardkit.sandbox import (
     SANDBOX_UID,
+    ExitStatusUnavailable,
     Limits,
     RunResult,
     Sandbox,
@@ -484,6 +486,42 @@ def test_bubblewrap_itself_starts_with_a_minimal_environment(sandbox: Sandbox, m
     assert result.exit_code == 0, result.stderr
     assert SECRET not in result.stdout
     assert set(filter(None, result.stdout.strip().split("\0"))) <= {"PATH=/usr/bin:/bin", "PWD=/"}
+
+
+@pytest.fixture
+def sigchld_ignored() -> Iterator[None]:
+    """This process ignores SIGCHLD, as some servers do: the kernel then discards the exit
+    statuses of its children, so waiting on a child reports 0 whatever it did."""
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+
+
+FAILS_AFTER_A_RIGHT_ANSWER = "import sys\nprint('ok')\nsys.stdout.flush()\nraise SystemExit(3)"
+
+
+def test_exit_status_holds_when_the_caller_ignores_sigchld(sandbox: Sandbox, sigchld_ignored: None) -> None:
+    failing = run(sandbox, FAILS_AFTER_A_RIGHT_ANSWER)
+    assert (failing.exit_code, failing.stdout) == (3, "ok\n"), failing.stderr
+    killed = run(sandbox, "import os, signal\nos.kill(os.getpid(), signal.SIGTERM)")
+    assert (killed.exit_code, killed.signal) == (128 + signal.SIGTERM, signal.SIGTERM)
+    waits = run(sandbox, "import subprocess, sys\nprint(subprocess.run([sys.executable, '-c', 'exit(5)']).returncode)")
+    assert (waits.exit_code, waits.stdout) == (0, "5\n"), "the program's own waits see its children's statuses"
+    response = f"```python\n{FAILS_AFTER_A_RIGHT_ANSWER}\n```"
+    judged = resolve_reward("code")([{"role": "assistant", "content": response}], tests=[{"stdin": "", "stdout": "ok"}])
+    assert judged.score == 0.0 and set(judged.metrics) == {"tests_passed", "runtime_error"}, judged.reason
+
+
+def test_process_mode_refuses_when_the_caller_ignores_sigchld(sigchld_ignored: None) -> None:
+    with pytest.raises(ExitStatusUnavailable, match="ignores SIGCHLD"):
+        Sandbox("process").run("print('never runs')")
+    response = "```python\nprint('ok')\n```"
+    judged = resolve_reward("code")(
+        [{"role": "assistant", "content": response}], tests=[{"stdin": "", "stdout": "ok"}], sandbox="process"
+    )
+    assert not judged.is_score_valid and "SIGCHLD" in judged.reason
 
 
 def test_missing_bubblewrap_is_refused_with_install_instructions() -> None:
