@@ -3,6 +3,7 @@ becomes one item (or one parametrization) per dataset row."""
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from pytest_rewardkit.evaluation import (
     RowOutcome,
     SessionStop,
     evaluate_case,
+    unscored_outcome,
 )
 from pytest_rewardkit.reward import RewardFunction
 from pytest_rewardkit.state import GENERATOR_KEY, OUTCOME_KEY, options
@@ -93,9 +95,9 @@ def check_recordings_exist(config: pytest.Config, settings: Settings) -> None:
     opts = options(config)
     if settings.model is None or opts.record_mode != "none":
         return
-    from pytest_rewardkit.recording import cassette_path
+    from pytest_rewardkit.recording import cassette_dir
 
-    folder = cassette_path(cassette_root(config), settings.suite, settings.model, "x").parent
+    folder = cassette_dir(cassette_root(config), settings.suite, settings.model)
     if not folder.is_dir():
         raise ConfigError(
             f"no recorded responses for model {settings.model!r} in {folder} (record mode none replays only).\n"
@@ -110,23 +112,6 @@ def run_with_stop(evaluate: Callable[[], RowOutcome]) -> RowOutcome:
         return evaluate()
     except SessionStop as exc:
         pytest.exit(f"rewardkit: {exc}", returncode=pytest.ExitCode.INTERRUPTED)
-
-
-def broken_row_outcome(settings: Settings, entry: DatasetEntry) -> RowOutcome:
-    return RowOutcome(
-        suite=settings.suite,
-        dataset=settings.dataset_label,
-        row_id=entry.row_id,
-        model=settings.model or "dataset",
-        parameters={"n": settings.n},
-        prompt=[],
-        threshold=settings.threshold,
-        aggregate=settings.aggregate,
-        variants=[],
-        reward=None,
-        passed=False,
-        error=entry.problem,
-    )
 
 
 def node_name(row_id: str) -> str:
@@ -159,12 +144,17 @@ class RowItem(pytest.Item):
         self.settings = settings
         self.entry = entry
 
+    @functools.cached_property
+    def case(self) -> Case | None:
+        """The row as a Case (None for a malformed row), built once for prefetching and scoring."""
+        return make_case(self.config, self.settings, self.entry)
+
     def setup(self) -> None:
         # Scoring happens in setup so that rows that cannot be scored (bad row, failed
         # generation, broken reward) report as pytest ERRORs, apart from low-reward FAILUREs.
-        case = make_case(self.config, self.settings, self.entry)
+        case = self.case
         if case is None:
-            outcome = broken_row_outcome(self.settings, self.entry)
+            outcome = unscored_outcome(self.settings, self.entry.row_id, self.entry.problem or "malformed row")
         else:
             outcome = run_with_stop(lambda: evaluate_case(case))
         record(self, outcome)
@@ -225,7 +215,7 @@ def bind_case(request: pytest.FixtureRequest) -> BoundCase:
         )
     if isinstance(param, tuple):
         settings, entry = param
-        outcome = broken_row_outcome(settings, entry)
+        outcome = unscored_outcome(settings, entry.row_id, entry.problem or "malformed row")
         record(request.node, outcome)
         pytest.fail(outcome.verdict_message(), pytrace=False)
     return BoundCase(request.node, param)
@@ -240,19 +230,19 @@ def prefetch_upcoming(item: pytest.Item) -> None:
     window = 2 * options(item.config).concurrency
     cases = []
     for upcoming in _upcoming_items(item, window):
-        if isinstance(upcoming, RowItem) and upcoming.settings.model is not None:
-            case = make_case(item.config, upcoming.settings, upcoming.entry)
-            if case is not None:
-                cases.append(case)
+        if isinstance(upcoming, RowItem) and upcoming.settings.model is not None and upcoming.case is not None:
+            cases.append(upcoming.case)
     gen.prefetch(cases)
 
 
 def _upcoming_items(item: pytest.Item, window: int) -> list[pytest.Item]:
     session = item.session
-    interactor = next(
-        (p for p in item.config.pluginmanager.get_plugins() if type(p).__name__ == "WorkerInteractor"), None
-    )
-    queue = getattr(interactor, "torun", None)
+    if _QUEUE_KEY not in item.config.stash:
+        interactor = next(
+            (p for p in item.config.pluginmanager.get_plugins() if type(p).__name__ == "WorkerInteractor"), None
+        )
+        item.config.stash[_QUEUE_KEY] = getattr(interactor, "torun", None)
+    queue = item.config.stash[_QUEUE_KEY]
     if queue is not None:
         # pytest-xdist's worker queue of item indices sent to this worker, not yet run.
         with queue.lock() as pending:
@@ -266,3 +256,4 @@ def _upcoming_items(item: pytest.Item, window: int) -> list[pytest.Item]:
 
 
 _POSITIONS_KEY = pytest.StashKey[dict[int, int]]()
+_QUEUE_KEY = pytest.StashKey[Any]()  # pytest-xdist's queue of this worker's pending items, or None

@@ -28,7 +28,7 @@ class DatasetEntry:
 
 
 class DatasetError(ValueError):
-    pass
+    """The dataset file as a whole cannot be read (one bad line is a DatasetEntry problem)."""
 
 
 def content_id(raw: str) -> str:

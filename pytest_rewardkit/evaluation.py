@@ -105,6 +105,8 @@ class Case:
     row_id: str
     source: ResponseSource | None = None
     _reward: RewardFunction | None = field(default=None, repr=False)
+    _prompt: list[Message] | None = field(default=None, repr=False)
+    _kwargs: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def model_label(self) -> str:
@@ -112,12 +114,20 @@ class Case:
 
     def prompt(self) -> list[Message]:
         """System prompt + the row's messages, without a trailing reference answer."""
-        messages = list(self.row.messages)
-        if messages and messages[-1].role == "assistant":
-            messages.pop()
-        if self.settings.system_prompt and not (messages and messages[0].role == "system"):
-            messages.insert(0, Message(role="system", content=self.settings.system_prompt))
-        return messages
+        if self._prompt is None:
+            messages = list(self.row.messages)
+            if messages and messages[-1].role == "assistant":
+                messages.pop()
+            if self.settings.system_prompt and not (messages and messages[0].role == "system"):
+                messages.insert(0, Message(role="system", content=self.settings.system_prompt))
+            self._prompt = messages
+        return list(self._prompt)
+
+    def reward_kwargs(self) -> dict[str, Any]:
+        """The reward's params from the suite, then the row's extra fields (which win)."""
+        if self._kwargs is None:
+            self._kwargs = {**self.settings.reward.params, **self.row.extra}
+        return self._kwargs
 
     def reward(self) -> RewardFunction:
         if self._reward is None:
@@ -136,10 +146,9 @@ class Case:
 
 
 def score_variant(reward: RewardFunction, case: Case, index: int, response: Message) -> VariantResult:
-    kwargs = {**case.settings.reward.params, **case.row.extra}
     messages = [*case.prompt(), response]
     try:
-        result = reward(messages, ground_truth=case.row.ground_truth, **kwargs)
+        result = reward(messages, ground_truth=case.row.ground_truth, **case.reward_kwargs())
     except Exception as exc:
         where = traceback.extract_tb(exc.__traceback__)[-1]
         return VariantResult(
@@ -166,19 +175,33 @@ def _aggregate(how: str, scores: list[float]) -> float:
     return statistics.fmean(scores)
 
 
+def _outcome_fields(settings: Settings, row_id: str) -> dict[str, Any]:
+    return {
+        "suite": settings.suite,
+        "dataset": settings.dataset_label,
+        "row_id": row_id,
+        "model": settings.model or "dataset",
+        "parameters": {"n": settings.n, **settings.sampling.model_dump(exclude_none=True)},
+        "threshold": settings.threshold,
+        "aggregate": settings.aggregate,
+    }
+
+
+def unscored_outcome(settings: Settings, row_id: str, error: str) -> RowOutcome:
+    """The outcome of a row that could not even be read (a malformed dataset line)."""
+    return RowOutcome(
+        **_outcome_fields(settings, row_id), prompt=[], variants=[], reward=None, passed=False, error=error
+    )
+
+
 def evaluate_case(case: Case, reward: RewardFunction | None = None) -> RowOutcome:
     """Score every variant of the row and decide the item. Never raises for a row problem:
     the outcome carries the error, so it is recorded and counted before the item fails."""
     settings = case.settings
+    extra = case.row.extra
     base = {
-        "suite": settings.suite,
-        "dataset": settings.dataset_label,
-        "row_id": case.row_id,
-        "model": case.model_label,
-        "parameters": {"n": settings.n, **settings.sampling.model_dump(exclude_none=True)},
-        "threshold": settings.threshold,
-        "aggregate": settings.aggregate,
-        "group": {key: str(case.row.extra[key]) if key in case.row.extra else MISSING for key in settings.group_by},
+        **_outcome_fields(settings, case.row_id),
+        "group": {key: str(extra[key]) if key in extra else MISSING for key in settings.group_by},
     }
     try:
         prompt = case.prompt()

@@ -19,7 +19,7 @@ from pytest_rewardkit.state import CONFIG_NAMES, GENERATOR_KEY, OUTCOME_KEY, PRO
 if TYPE_CHECKING:
     from pytest_rewardkit.collection import BoundCase
     from pytest_rewardkit.evaluation import RowOutcome
-    from pytest_rewardkit.report import GateVerdict, ResultsWriter
+    from pytest_rewardkit.report import GateVerdict, ResultsWriter, SuiteSummary
 
 DEFAULT_OUTPUT = "rewardkit-results"
 
@@ -169,6 +169,7 @@ class RunRecorder:
         self.outcomes: list[RowOutcome] = []
         self.writer: ResultsWriter | None = None
         self.verdict: GateVerdict | None = None
+        self.summaries: list[SuiteSummary] = []
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -192,30 +193,31 @@ class RunRecorder:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        gated = self.config.stash[RAW_OPTIONS_KEY].get("min_pass_rate") is not None
-        gated = gated and not session.config.option.collectonly
+        raw_gate = self.config.stash[RAW_OPTIONS_KEY].get("min_pass_rate")
+        gated = raw_gate is not None and not session.config.option.collectonly
         if not self.outcomes and not gated:
             return  # no suite ran and no gate asked for: nothing to say
         from pytest_rewardkit.report import gate, summarize
 
         opts = options(self.config)
-        summaries = summarize(self.outcomes, opts.k)
+        # Computed once here; the terminal summary, printed after this hook, shows the same figures.
+        self.summaries = summarize(self.outcomes, opts.k)
         if (
             gated
             and opts.min_pass_rate is not None
             and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
         ):
-            self.verdict = gate(summaries, opts.min_pass_rate)
+            self.verdict = gate(self.summaries, opts.min_pass_rate)
             session.exitstatus = pytest.ExitCode.OK if self.verdict.met else pytest.ExitCode.TESTS_FAILED
         if self.writer is not None:
-            self.writer.finish(summaries, self.verdict)
+            self.writer.finish(self.summaries, self.verdict)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.outcomes:
-            from pytest_rewardkit.report import format_summary, summarize
+        if self.summaries:
+            from pytest_rewardkit.report import format_summary
 
             terminalreporter.write_sep("=", "rewardkit summary")
-            for line in format_summary(summarize(self.outcomes, options(self.config).k)):
+            for line in format_summary(self.summaries):
                 terminalreporter.write_line(line)
             if self.writer is not None:
                 terminalreporter.write_line(f"results: {self.writer.directory}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import hashlib
 import json
 import os
@@ -63,8 +64,9 @@ class Interaction:
             response_headers=scrub_headers(self.response_headers, secrets),
         )
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
+        # Asked for on every lookup in the cassette; the request never changes once recorded.
         return match_key(self.method, self.uri, self.request_body)
 
     @property
@@ -97,17 +99,23 @@ def scrub_uri(uri: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def _safe(part: str) -> str:
+    """A path component: unsafe characters replaced, and a short hash keeping two names that
+    differ only in those characters apart."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", part).strip(".") or "_"
+    if cleaned != part:
+        cleaned += "-" + hashlib.sha256(part.encode()).hexdigest()[:8]
+    return cleaned
+
+
+def cassette_dir(root: Path, suite: str, model_alias: str) -> Path:
+    """`<root>/<suite>/<model alias>`: where a suite's cassettes for one model live."""
+    return root / _safe(suite) / _safe(model_alias)
+
+
 def cassette_path(root: Path, suite: str, model_alias: str, row_id: str) -> Path:
-    """`<root>/<suite>/<model alias>/<row id>.yaml`; unsafe characters are replaced and a short
-    hash keeps two ids that differ only in those characters apart."""
-
-    def safe(part: str) -> str:
-        cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", part).strip(".") or "_"
-        if cleaned != part:
-            cleaned += "-" + hashlib.sha256(part.encode()).hexdigest()[:8]
-        return cleaned
-
-    return root / safe(suite) / safe(model_alias) / f"{safe(row_id)}.yaml"
+    """`<root>/<suite>/<model alias>/<row id>.yaml`."""
+    return cassette_dir(root, suite, model_alias) / f"{_safe(row_id)}.yaml"
 
 
 class _BlockDumper(yaml.CSafeDumper):

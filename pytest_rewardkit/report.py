@@ -81,8 +81,8 @@ def _summarize_one(key: tuple[str, str, str], rows: list[RowOutcome], ks: list[i
     chosen = sorted(k for k in (ks or {1, n}) if k <= n)
     at_k: dict[str, float] = {}
     hat_k: dict[str, float] = {}
+    per_row = [(max(n, len(r.variants)), sum(v.passed for v in r.variants)) for r in rows]
     for k in chosen:
-        per_row = [(max(n, len(r.variants)), sum(v.passed for v in r.variants)) for r in rows]
         at_k[str(k)] = statistics.fmean(pass_at_k(rn, c, k) for rn, c in per_row)
         hat_k[str(k)] = statistics.fmean(pass_hat_k(rn, c, k) for rn, c in per_row)
     rewards = [r.reward for r in rows if r.reward is not None]

@@ -50,11 +50,11 @@ class BadResponse(GenerationError):
 
 
 class GenerationTimeout(GenerationError):
-    pass
+    """No response within the connect or read timeout: retried."""
 
 
 class ConnectionFailed(GenerationError):
-    pass
+    """The connection could not be made or was dropped: retried."""
 
 
 RETRYABLE = (RateLimitError, ServerError, GenerationTimeout, ConnectionFailed)

@@ -27,7 +27,7 @@ BUILTINS: dict[str, str] = {
 
 
 class UnknownReward(LookupError):
-    pass
+    """A suite names a reward that is neither a built-in nor an importable reward function."""
 
 
 def resolve_reward(name: str, suite_dir: Path | None = None) -> RewardFunction:
@@ -38,7 +38,7 @@ def resolve_reward(name: str, suite_dir: Path | None = None) -> RewardFunction:
         known = ", ".join(sorted(BUILTINS))
         raise UnknownReward(f"unknown reward {name!r}: use a built-in ({known}) or 'module:function'")
     top_module = path.partition(":")[0].split(".")[0]
-    if suite_dir is not None and str(suite_dir) not in sys.path:
+    if name not in BUILTINS and suite_dir is not None and str(suite_dir) not in sys.path:
         local = suite_dir / f"{top_module}.py"
         if local.is_file() or (suite_dir / top_module / "__init__.py").is_file():
             # Like pytest's default "prepend" import mode does for test modules.
