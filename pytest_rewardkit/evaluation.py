@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from pytest_rewardkit.config import Settings
-from pytest_rewardkit.models import EvaluateResult, Message, Row
+from pytest_rewardkit.models import EvaluateResult, Message, Row, excerpt
 from pytest_rewardkit.reward import RewardFunction
 from pytest_rewardkit.rewards import resolve_reward
 
@@ -71,12 +71,12 @@ class RowOutcome(BaseModel):
             head = error if f"row {self.row_id}" in error else f"row {self.row_id}: {error}"
         lines = [head]
         for v in self.variants:
-            excerpt = _excerpt(v.response.text if v.response else "")
+            shown = excerpt(v.response.text if v.response else "", EXCERPT)
             if v.error:
                 lines.append(f"  [{v.index}] error: {v.error}")
             elif v.result is not None:
                 lines.append(f"  [{v.index}] score {v.result.score:.3f}: {v.result.reason}")
-            lines.append(f"      response: {excerpt}")
+            lines.append(f"      response: {shown}")
         return "\n".join(lines)
 
     def check(self) -> None:
@@ -85,11 +85,6 @@ class RowOutcome(BaseModel):
             raise RowError(self.verdict_message())
         if not self.passed:
             raise RewardFailure(self.verdict_message())
-
-
-def _excerpt(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= EXCERPT else flat[: EXCERPT // 2 - 2] + " … " + flat[-EXCERPT // 2 + 2 :]
 
 
 # A source of responses: given the case, returns the n response messages in variant order.

@@ -29,6 +29,8 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pytest_rewardkit.models import content_text
+
 Candidate = str | dict[str, Any]
 Table = Mapping[str, Sequence[Candidate]] | Callable[[dict[str, Any]], Sequence[Candidate]]
 
@@ -330,21 +332,13 @@ def _error(
     return web.json_response(payload, status=status, headers=headers)
 
 
-def _text(content: str | list[dict[str, Any]] | None) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    return "".join(str(part.get("text", "")) for part in content)
-
-
 def _words(content: Any) -> int:
-    return len(_text(content).split()) if isinstance(content, str | list) else 0
+    return len(content_text(content).split()) if isinstance(content, str | list) else 0
 
 
 def _last_user_text(messages: Sequence[_ChatMessage]) -> str:
     user = [message for message in messages if message.role == "user"]
-    return _text(user[-1].content) if user else ""
+    return content_text(user[-1].content) if user else ""
 
 
 def _assistant_message(candidate: Candidate) -> dict[str, Any]:

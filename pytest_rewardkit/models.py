@@ -9,6 +9,25 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 Role = Literal["system", "user", "assistant", "tool", "developer"]
 
 
+def content_text(content: str | list[dict[str, Any]] | None) -> str:
+    """A message's content as plain text: content parts of type text are joined."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+
+
+def excerpt(text: str, limit: int) -> str:
+    """`text` on one line, at most about `limit` characters: its start and its end (where
+    answers and errors usually are), joined by an ellipsis."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    half = max(limit // 2 - 2, 1)
+    return flat[:half] + " … " + flat[-half:]
+
+
 class Message(BaseModel):
     """One chat message in OpenAI's format."""
 
@@ -23,11 +42,7 @@ class Message(BaseModel):
     @property
     def text(self) -> str:
         """The content as plain text (content parts of type text are joined)."""
-        if self.content is None:
-            return ""
-        if isinstance(self.content, str):
-            return self.content
-        return "".join(str(part.get("text", "")) for part in self.content if isinstance(part, dict))
+        return content_text(self.content)
 
     def to_api(self) -> dict[str, Any]:
         """The message as an API request expects it: unset optional fields left out."""

@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pytest_rewardkit.models import EvaluateResult, Message, MetricResult
+from pytest_rewardkit.models import EvaluateResult, Message, MetricResult, excerpt
 from pytest_rewardkit.reward import reward_function
 from pytest_rewardkit.sandbox import BWRAP, Limits, RunResult, Sandbox, SandboxMode, SandboxUnavailable
 
@@ -209,14 +209,9 @@ def syntax_problem(code: str) -> str | None:
     return None
 
 
-def _excerpt(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= EXCERPT else flat[: EXCERPT - 1] + "…"
-
-
 def _last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    return _excerpt(lines[-1]) if lines else ""
+    return excerpt(lines[-1], EXCERPT) if lines else ""
 
 
 _RESOURCE_ERRORS = (
@@ -286,7 +281,7 @@ def compare_output(expected: str, actual: str, tolerance: float) -> str | None:
     for number, (w, g) in enumerate(zip(want, got, strict=False), start=1):
         wt, gt = w.split(), g.split()
         if len(wt) != len(gt) or not all(_same_token(a, b, tolerance) for a, b in zip(wt, gt, strict=True)):
-            return f"line {number}: expected {_excerpt(w)!r}, got {_excerpt(g)!r}"
+            return f"line {number}: expected {excerpt(w, EXCERPT)!r}, got {excerpt(g, EXCERPT)!r}"
     if len(got) != len(want):
         return f"expected {len(want)} line(s), got {len(got)}"
     return None
@@ -316,7 +311,8 @@ def run_test(sandbox: Sandbox, code: str, test: TestCase, tolerance: float, limi
         return "passed", ""
     return (
         "wrong_answer",
-        f"{test.call}(…) returned {_excerpt(json.dumps(actual))}, expected {_excerpt(json.dumps(test.expected))}",
+        f"{test.call}(…) returned {excerpt(json.dumps(actual), EXCERPT)}, "
+        f"expected {excerpt(json.dumps(test.expected), EXCERPT)}",
     )
 
 
