@@ -175,7 +175,7 @@ def _resolve(source: str | Path | RewardFunction) -> tuple[RewardFunction, dict[
     config_path = find_config(path)
     spec = load_suite_config(config_path).reward
     try:
-        return resolve_reward(spec.name), dict(spec.params)
+        return resolve_reward(spec.name, config_path.parent), dict(spec.params)
     except UnknownReward as exc:
         raise ConfigError(f"{config_path}: reward: {exc}") from exc
 
