@@ -105,6 +105,7 @@ class Options(_Strict):
     k: list[int] | None = None
     limit: int | None = Field(default=None, ge=1)
     output: Path | None = None
+    html: Path | None = None
     base_url: str | None = None
     concurrency: int = Field(default=16, ge=1, le=1024)
     record_mode: Literal["none", "once", "new_episodes", "all"] = "none"
@@ -142,6 +143,13 @@ class Options(_Strict):
             raise ValueError(f"{value} is a file; name a directory for results.jsonl and summary.json")
         return value
 
+    @field_validator("html")
+    @classmethod
+    def _html_file(cls, value: Path | None) -> Path | None:
+        if value is not None and value.is_dir():
+            raise ValueError(f"{value} is a directory; name the report file, e.g. report.html")
+        return value
+
     @field_validator("group_by", mode="before")
     @classmethod
     def _parse_group_by(cls, value: Any) -> Any:
@@ -168,6 +176,7 @@ OPTION_FLAGS = {
     "k": "--rk-k",
     "limit": "--rk-limit",
     "output": "--rk-output",
+    "html": "--rk-html",
     "base_url": "--rk-base-url",
     "concurrency": "--rk-concurrency",
     "record_mode": "--record-mode",

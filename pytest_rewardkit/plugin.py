@@ -41,6 +41,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=DEFAULT_OUTPUT,
         help="directory for results.jsonl and summary.json (default: %(default)s; '' disables)",
     )
+    group.addoption("--rk-html", help="write a self-contained HTML report of the run to this file")
     group.addoption("--rk-group-by", action="append", help="break the pass rate down by a row field")
     group.addoption("--rk-base-url", help="OpenAI-compatible endpoint (default: Fireworks)")
     group.addoption("--rk-concurrency", type=int, help="model requests in flight per process (default 16)")
@@ -86,6 +87,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "record_mode": "all" if record_mode == "rewrite" else record_mode,
     }
     output = config.getoption("rk_output")
+    html = config.getoption("rk_html")
+    # Like --junitxml, the report path is relative to where pytest was started.
+    raw["html"] = str(config.invocation_params.dir / html) if html else None
     config.stash[RAW_OPTIONS_KEY] = {**raw, "output": output or None}
     if any(v is not None for k, v in raw.items() if k != "record_mode") or output != DEFAULT_OUTPUT:
         options(config)  # an explicit --rk-* value is checked now: a bad one is a usage error at start-up
@@ -170,6 +174,7 @@ class RunRecorder:
         self.writer: ResultsWriter | None = None
         self.verdict: GateVerdict | None = None
         self.summaries: list[SuiteSummary] = []
+        self.html: Path | None = None
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -193,10 +198,10 @@ class RunRecorder:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        raw_gate = self.config.stash[RAW_OPTIONS_KEY].get("min_pass_rate")
-        gated = raw_gate is not None and not session.config.option.collectonly
-        if not self.outcomes and not gated:
-            return  # no suite ran and no gate asked for: nothing to say
+        raw = self.config.stash[RAW_OPTIONS_KEY]
+        gated = raw.get("min_pass_rate") is not None and not session.config.option.collectonly
+        if not self.outcomes and not gated and raw.get("html") is None:
+            return  # no suite ran and nothing asked for: nothing to say
         from pytest_rewardkit.report import gate, summarize
 
         opts = options(self.config)
@@ -211,6 +216,11 @@ class RunRecorder:
             session.exitstatus = pytest.ExitCode.OK if self.verdict.met else pytest.ExitCode.TESTS_FAILED
         if self.writer is not None:
             self.writer.finish(self.summaries, self.verdict)
+        if opts.html is not None and not session.config.option.collectonly:
+            from pytest_rewardkit.html_report import report_payload, write_html
+
+            write_html(opts.html, report_payload(self.summaries, self.outcomes, self.verdict))
+            self.html = opts.html
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.summaries:
@@ -221,6 +231,8 @@ class RunRecorder:
                 terminalreporter.write_line(line)
             if self.writer is not None:
                 terminalreporter.write_line(f"results: {self.writer.directory}")
+        if self.html is not None:
+            terminalreporter.write_line(f"report: {self.html}")
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         # The gate's verdict is the run's last line, after pytest's own counts, since it alone

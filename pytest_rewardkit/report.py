@@ -92,7 +92,7 @@ def _summarize_one(key: tuple[str, str, str], rows: list[RowOutcome], ks: list[i
         for r in rows:
             values[r.group.get(field, MISSING)].append(r.passed)
         # Levels 1..10 in numeric order, not '1', '10', '2'.
-        for value, flags in sorted(values.items(), key=lambda item: _natural_key(item[0])):
+        for value, flags in sorted(values.items(), key=lambda item: natural_key(item[0])):
             by_group[field][value] = GroupFigures(rows=len(flags), passed=sum(flags), pass_rate=sum(flags) / len(flags))
     return SuiteSummary(
         suite=suite,
@@ -112,7 +112,8 @@ def _summarize_one(key: tuple[str, str, str], rows: list[RowOutcome], ks: list[i
     )
 
 
-def _natural_key(value: str) -> tuple[int, float, str]:
+def natural_key(value: str) -> tuple[int, float, str]:
+    """Sort key putting numbers in numeric order ('2' before '10') and text after them."""
     try:
         return (0, float(value), value)
     except ValueError:

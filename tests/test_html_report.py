@@ -1,0 +1,235 @@
+"""The HTML report: escaping, the payload, the file a run writes, and the page in a real headless chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from test_report import outcome
+
+from pytest_rewardkit.fake_server import FakeChatServer
+from pytest_rewardkit.html_report import embed_json, histogram, render_html, report_payload, status
+from pytest_rewardkit.report import summarize
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES_MATH = ROOT / "examples" / "math"
+CASSETTES = ROOT / "cassettes"
+ALIAS = "gpt3-gsm8k-solutions"
+CHROMIUM = Path("/usr/bin/chromium")
+# What a headless, offline chromium needs: no sandbox as root, nothing phoning home.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+INJECTED = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"></pre></td>&amp;'
+
+
+def embedded(page_html: str) -> Any:
+    match = re.search(r'<script type="application/json" id="rk-data">(.*?)</script>', page_html, re.S)
+    assert match is not None
+    return json.loads(match.group(1))
+
+
+def test_embedded_json_cannot_close_the_script_element_and_reads_back_exactly() -> None:
+    value = {"response": INJECTED, "</script>": "<!--", "u2028": "\u2028"}
+    text = embed_json(value)
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == value
+
+
+def test_histogram_puts_a_perfect_score_in_the_last_bin() -> None:
+    assert histogram([0.0, 0.05, 0.1, 0.55, 0.99, 1.0, 1.0]) == [2, 1, 0, 0, 0, 1, 0, 0, 0, 3]
+
+
+def test_payload_orders_rows_by_suite_model_and_id_whatever_the_finishing_order() -> None:
+    rows = [
+        outcome("b", [1.0, 0.0]),
+        outcome("a", [1.0, 1.0]),
+        outcome("c", [], error="boom"),
+        outcome("z", [1], suite="code"),
+    ]
+    payload = report_payload(summarize(rows), rows)
+    assert [(r["combo"], r["id"], r["status"]) for r in payload["rows"]] == [
+        (0, "z", "pass"),
+        (1, "a", "pass"),
+        (1, "b", "fail"),
+        (1, "c", "error"),
+    ]
+    assert payload == report_payload(summarize(rows[::-1]), rows[::-1])
+    math = payload["summaries"][1]
+    assert math["histogram"] == [1, 0, 0, 0, 0, 0, 0, 0, 0, 3]
+    assert math["pass_rate"] == pytest.approx(1 / 3)
+    first = payload["rows"][1]["variants"][0]
+    assert first["response"] == {"role": "assistant", "content": "answer 1.0"}
+    assert first["metrics"] == {"format": {"score": 1.0, "reason": ""}}
+
+
+def test_status_tells_an_error_from_a_low_score() -> None:
+    assert [status(outcome("a", [1])), status(outcome("b", [0])), status(outcome("c", [], error="x"))] == [
+        "pass",
+        "fail",
+        "error",
+    ]
+
+
+def test_the_page_allows_only_its_own_script_and_no_network() -> None:
+    rows = [outcome("a", [1.0])]
+    page = render_html(report_payload(summarize(rows), rows, title="<b>title</b>"))
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page)
+    assert csp is not None
+    assert csp.group(1).startswith("default-src 'none'; script-src 'sha256-")
+    assert "<title>&lt;b&gt;title&lt;/b&gt;</title>" in page
+    assert page.count("<script") == 2  # the data (not executable) and the page's script
+
+
+MATH_ROWS = 60
+
+
+@pytest.fixture
+def report_run(quiet_pytester: pytest.Pytester) -> Path:
+    """examples/math (its first rows, with the 4 recorded GPT-3 responses each) plus rows whose
+    response and id try to inject markup, recorded through the fake server, in one --rk-html run."""
+    pytester = quiet_pytester
+    suite = pytester.mkdir("math")
+    shutil.copy(EXAMPLES_MATH / "rewardkit.yaml", suite / "rewardkit.yaml")
+    lines = (EXAMPLES_MATH / "dataset.jsonl").read_text(encoding="utf-8").splitlines()[:MATH_ROWS]
+    hostile = [
+        ("inject", "1", None),
+        ("<img src=y onerror=window.__pwned=3>", "7", "hard"),
+        ("plain", "2", "easy"),
+    ]
+    for row_id, answer, level in hostile:
+        row: dict[str, Any] = {"id": row_id, "messages": [{"role": "user", "content": f"question {row_id}"}]}
+        row |= {"ground_truth": answer} | ({"level": level} if level else {})
+        lines.append(json.dumps(row))
+    (suite / "dataset.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    recorded = pytester.path / "cassettes" / "math" / ALIAS
+    recorded.mkdir(parents=True)
+    for path in sorted((CASSETTES / "math" / ALIAS).iterdir())[:MATH_ROWS]:
+        shutil.copy(path, recorded / path.name)
+    table = {
+        "question inject": [INJECTED],
+        "question <img src=y onerror=window.__pwned=3>": ["\\boxed{7}", "7", "</script>", "\\boxed{8}"],
+        "question plain": ["\\boxed{2}"],
+    }
+    with FakeChatServer(table=table).running() as base_url:
+        result = pytester.runpytest(
+            "math",
+            *("--rk-model", ALIAS, "--rk-n", "4", "--rk-group-by", "level"),
+            *("--rk-base-url", base_url.removesuffix("/v1") + "/inference/v1", "--record-mode=new_episodes"),
+            *("--rk-html", "out/report.html", "--rk-output", "", "-p", "no:cacheprovider"),
+        )
+    result.stdout.fnmatch_lines([f"report: {pytester.path / 'out' / 'report.html'}"])
+    result.assert_outcomes(passed=5, failed=58)  # threshold 1: all 4 recorded answers must be right
+    return pytester.path / "out" / "report.html"
+
+
+def test_a_run_writes_the_report_with_every_row_and_figure(report_run: Path) -> None:
+    data = embedded(report_run.read_text(encoding="utf-8"))
+    (summary,) = data["summaries"]
+    assert (summary["suite"], summary["model"], summary["rows"]) == ("math", ALIAS, MATH_ROWS + 3)
+    assert len(data["rows"]) == MATH_ROWS + 3
+    assert all(len(r["variants"]) == 4 for r in data["rows"])
+    assert sum(summary["histogram"]) == 4 * (MATH_ROWS + 3)
+    assert data["groups"] == ["level"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent: `apt-get install chromium` (Debian); .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, report_run: Path) -> Iterator[Page]:
+    context = browser.new_context(offline=True)  # the report must need no network
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(report_run.as_uri())
+    page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+    yield page
+    assert errors == []
+    context.close()
+
+
+def visible_ids(page: Page) -> list[str]:
+    return page.locator("#rk-rows tr.row").evaluate_all("rows => rows.map(r => r.dataset.row)")
+
+
+def test_the_report_renders_in_chromium(page: Page) -> None:
+    assert page.title() == "rewardkit report"
+    card = page.locator(".card")
+    assert card.count() == 1
+    text = card.inner_text()
+    assert f"math [{ALIAS}]" in text
+    assert "pass rate (95% CI" in text and "pass@4" in text and "by level" in text
+    assert page.locator(".card svg.hist rect").count() == 10
+    assert page.locator("#rk-count").inner_text() == "63 of 63 rows"
+    assert len(visible_ids(page)) == 63  # one page holds up to 100 rows
+
+
+def test_filters_and_search_narrow_the_table(page: Page) -> None:
+    page.select_option("select[data-group='level']", "easy")
+    assert visible_ids(page) == ["plain"]
+    page.select_option("select[data-group='level']", "")
+    page.select_option("#rk-status", "pass")
+    passing = visible_ids(page)
+    assert len(passing) == 5
+    assert page.locator("#rk-rows td:first-child").all_inner_texts() == ["pass"] * 5
+    page.select_option("#rk-status", "")
+    page.fill("#rk-search", "gsm8k-test-0042")
+    assert visible_ids(page) == ["gsm8k-test-0042"]
+    page.fill("#rk-search", "janet’s ducks")  # searches the prompt too
+    assert visible_ids(page) == ["gsm8k-test-0000"]
+    page.fill("#rk-search", "")
+    page.click("th[data-sort='reward']")
+    page.click("th[data-sort='reward']")  # descending: the passing rows first
+    assert set(visible_ids(page)[:5]) == set(passing)
+
+
+def test_a_row_opens_to_show_the_conversation_responses_and_metrics(page: Page) -> None:
+    page.fill("#rk-search", "gsm8k-test-0000")
+    page.click("#rk-rows tr.row")
+    detail = page.locator("#rk-rows tr.detail")
+    text = detail.inner_text()
+    assert "Janet’s ducks lay 16 eggs per day" in text  # the prompt
+    assert "Solve the problem step by step" in text  # the system prompt
+    assert detail.locator(".variant").count() == 4
+    assert "A: 18" in detail.locator(".variant").nth(3).inner_text()
+    assert "reason:" in text
+    page.click("#rk-rows tr.row")
+    assert page.locator("#rk-rows tr.detail").count() == 0
+
+
+def test_a_script_in_a_response_or_id_is_shown_as_text_and_never_runs(page: Page) -> None:
+    page.fill("#rk-search", "inject")
+    page.click("#rk-rows tr.row")
+    response = page.locator("#rk-rows tr.detail .variant .msg.assistant pre").first
+    assert response.inner_text() == INJECTED
+    page.fill("#rk-search", "onerror=window")
+    assert visible_ids(page) == ["<img src=y onerror=window.__pwned=3>"]
+    page.click("#rk-rows tr.row")
+    page.wait_for_timeout(200)
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("#rk-rows img, #rk-rows script").count() == 0
