@@ -233,3 +233,11 @@ def test_a_script_in_a_response_or_id_is_shown_as_text_and_never_runs(page: Page
     page.wait_for_timeout(200)
     assert page.evaluate("window.__pwned") is None
     assert page.locator("#rk-rows img, #rk-rows script").count() == 0
+
+
+def test_a_directory_as_the_report_file_is_a_usage_error(quiet_pytester: pytest.Pytester) -> None:
+    quiet_pytester.mkdir("reports")
+    result = quiet_pytester.runpytest("--rk-html", "reports")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--rk-html: " in result.stderr.str()
+    assert "is a directory; name the report file, e.g. report.html" in result.stderr.str()
