@@ -4,7 +4,6 @@ becomes one item (or one parametrization) per dataset row."""
 from __future__ import annotations
 
 import functools
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_rewardkit import suite
+from pytest_rewardkit.auth import AuthError, find_api_key
 from pytest_rewardkit.config import ConfigError, Settings
 from pytest_rewardkit.dataset import DatasetEntry
 from pytest_rewardkit.evaluation import (
@@ -46,12 +46,17 @@ def generator(config: pytest.Config) -> Generator:
     from pytest_rewardkit.generation import GenerationConfig, Generator
 
     opts = options(config)
+    try:
+        # Replay needs no key, so a broken auth.ini only matters when recording.
+        credentials = find_api_key(opts.api_key_env) if opts.record_mode != "none" else None
+    except AuthError as exc:
+        raise pytest.UsageError(str(exc)) from None
     created = Generator(
         GenerationConfig(
             cassette_root=cassette_root(config),
             record_mode=opts.record_mode,
             concurrency=opts.concurrency,
-            api_key=os.environ.get(opts.api_key_env) or None,
+            api_key=credentials.api_key if credentials else None,
             api_key_env=opts.api_key_env,
             read_timeout=opts.request_timeout,
         ),

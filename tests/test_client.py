@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from pydantic import SecretStr
 
 from pytest_rewardkit.fake_server import FakeChatServer, Fault
 from pytest_rewardkit.generation import (
@@ -50,7 +51,7 @@ async def create(server: FakeChatServer, **overrides: Any) -> Interaction:
 @pytest.mark.asyncio
 async def test_success_returns_the_exchange_with_the_key_sent() -> None:
     server = FakeChatServer(table={"2+2?": ["4"]}, api_key="sk-right-key")
-    exchange = await create(server, api_key="sk-right-key")
+    exchange = await create(server, api_key=SecretStr("sk-right-key"))
     assert exchange.status == 200
     assert exchange.request_body == BODY
     assert exchange.uri.endswith("/v1/chat/completions")
@@ -74,7 +75,7 @@ async def test_auth_failure_is_typed_names_the_variable_and_is_not_retried(statu
 async def test_wrong_key_against_a_key_checking_server() -> None:
     server = FakeChatServer(api_key="sk-right-key")
     with pytest.raises(AuthenticationError, match=r"Incorrect API key.*set FIREWORKS_API_KEY"):
-        await create(server, api_key="sk-wrong-key")
+        await create(server, api_key=SecretStr("sk-wrong-key"))
     assert len(server.requests) == 1
 
 

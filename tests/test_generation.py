@@ -457,6 +457,37 @@ def test_the_key_comes_from_the_configured_variable_and_never_reaches_the_casset
     assert key not in text and "Authorization" not in text
 
 
+def test_without_the_variable_the_key_comes_from_the_auth_file_and_never_reaches_the_cassette(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "sk-file-0123456789abcdef"
+    monkeypatch.delenv("FIREWORKS_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(pytester.path / "home"))
+    (pytester.path / "home" / ".fireworks").mkdir(parents=True)
+    (pytester.path / "home" / ".fireworks" / "auth.ini").write_text(f"[fireworks]\napi_key = {key}\n")
+    suite(rows=1)
+    server, base_url = serve(api_key=key)
+    rk(pytester, base_url, "new_episodes").assert_outcomes(failed=1)
+    assert server.requests[0].headers["Authorization"] == f"Bearer {key}"
+    assert key not in cassette(pytester, "r0").read_text(encoding="utf-8")
+
+
+def test_a_malformed_auth_file_is_one_usage_error_when_recording_and_ignored_on_replay(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FIREWORKS_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(pytester.path / "home"))
+    (pytester.path / "home" / ".fireworks").mkdir(parents=True)
+    (pytester.path / "home" / ".fireworks" / "auth.ini").write_text("api_key = sk-secret-value\n[broken\n")
+    suite(rows=2)
+    _server, base_url = serve()
+    result = rk(pytester, base_url, "new_episodes")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "auth.ini: not an auth.ini file" in result.stderr.str() and "sk-secret-value" not in result.stderr.str()
+    replay = rk(pytester, base_url, "none")  # replay needs no key: the only complaint is the missing cassettes
+    assert "no recorded responses" in replay.stdout.str() and "auth.ini" not in replay.stdout.str()
+
+
 def test_a_response_echoing_the_key_is_not_saved(
     pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve, monkeypatch: pytest.MonkeyPatch
 ) -> None:

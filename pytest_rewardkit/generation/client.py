@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from pydantic import SecretStr
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -63,7 +64,7 @@ RETRYABLE = (RateLimitError, ServerError, GenerationTimeout, ConnectionFailed)
 @dataclass(frozen=True)
 class ClientSettings:
     base_url: str = FIREWORKS_BASE_URL
-    api_key: str | None = None
+    api_key: SecretStr | None = None  # masked in repr; see pytest_rewardkit.auth
     api_key_env: str = "FIREWORKS_API_KEY"
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
@@ -123,7 +124,7 @@ class ChatClient:
     def headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.settings.api_key:
-            headers["Authorization"] = f"Bearer {self.settings.api_key}"
+            headers["Authorization"] = f"Bearer {self.settings.api_key.get_secret_value()}"
         return headers
 
     async def create(self, body: dict[str, Any]) -> Interaction:

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
+from pytest_rewardkit.auth import describe_places
 from pytest_rewardkit.evaluation import Case, RowError, SessionStop
 from pytest_rewardkit.generation.client import (
     FIREWORKS_BASE_URL,
@@ -44,7 +45,7 @@ class GenerationConfig:
     cassette_root: Path
     record_mode: str = "none"
     concurrency: int = 16
-    api_key: str | None = None
+    api_key: SecretStr | None = None
     api_key_env: str = "FIREWORKS_API_KEY"
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
@@ -251,12 +252,12 @@ class Generator:
         client = self._client(case)
         self._check_key(client.settings)
         exchanges, error = await self._record(client, body, case.settings.n - len(have))
-        secrets = [s for s in [self.config.api_key] if s]
+        secrets = [self.config.api_key.get_secret_value()] if self.config.api_key else []
         for exchange in exchanges:
             cassette.append(exchange.scrubbed(secrets))
         if exchanges:
             # Saved before any error surfaces: what was recorded is never lost.
-            await asyncio.to_thread(cassette.save, [s for s in [client.settings.api_key] if s])
+            await asyncio.to_thread(cassette.save, secrets)
             with self._lock:
                 self.progress.recorded += sum(len(e.response_body["choices"]) for e in exchanges)
         if isinstance(error, AuthenticationError):
@@ -316,7 +317,7 @@ class Generator:
     def _check_key(self, settings: ClientSettings) -> None:
         if not settings.api_key and settings.base_url.rstrip("/") == FIREWORKS_BASE_URL:
             self.stopped = SessionStop(
-                f"recording needs an API key: set {settings.api_key_env} (Fireworks API key), or replay "
-                "committed cassettes with --record-mode=none"
+                f"recording needs an API key: set {settings.api_key_env} (Fireworks API key; looked in "
+                f"{describe_places(settings.api_key_env)}), or replay committed cassettes with --record-mode=none"
             )
             raise self.stopped
