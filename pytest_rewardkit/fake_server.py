@@ -1,7 +1,8 @@
 """A local fake of the OpenAI/Fireworks chat-completions endpoint, for tests, benchmarks and demo recordings.
 
 It binds to 127.0.0.1 only, answers from a table (or echoes), and can be scripted to fail the way real endpoints
-fail (rate limits, server errors, slow answers, HTML error pages, dropped connections, malformed JSON).
+fail (rate limits, server errors, slow answers, HTML error pages, dropped connections, malformed JSON). With
+`gzip=True` it gzips every answer to a client that accepts gzip, as many real servers and proxies do.
 
     server = FakeChatServer(table={"2+2?": ["4", "5"]}, latency=0.2)
     with server.running() as base_url:   # or: async with server as base_url
@@ -21,7 +22,7 @@ import hashlib
 import json
 import signal
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -137,6 +138,7 @@ class FakeChatServer:
     honour_n: bool = True
     api_key: str | None = None
     port: int = 0
+    gzip: bool = False
     requests: list[RecordedRequest] = field(default_factory=list, init=False)
     _faults: collections.deque[Fault] = field(default_factory=collections.deque, init=False, repr=False)
     _cursors: collections.Counter[str] = field(default_factory=collections.Counter, init=False, repr=False)
@@ -220,7 +222,7 @@ class FakeChatServer:
     async def _start(self) -> str:
         if self._base_url is not None:
             raise RuntimeError(f"FakeChatServer is already running at {self._base_url}")
-        app = web.Application()
+        app = web.Application(middlewares=[self._compress])
         for path in CHAT_PATHS:
             app.router.add_post(path, self._handle)
         # No access log: it costs time per request and floods the output of tests and benchmarks.
@@ -241,6 +243,15 @@ class FakeChatServer:
             await runner.cleanup()
 
     # -- protocol --------------------------------------------------------------------------------------------
+
+    @web.middleware
+    async def _compress(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        response = await handler(request)
+        if self.gzip and "gzip" in request.headers.get("Accept-Encoding", "").lower():
+            response.enable_compression(web.ContentCoding.gzip)
+        return response
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
@@ -395,13 +406,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="port to bind (0: a free one)")
     parser.add_argument("--api-key", help="require `Authorization: Bearer <key>`")
     parser.add_argument("--ignore-n", action="store_true", help="answer one choice whatever `n` asks for")
+    parser.add_argument("--gzip", action="store_true", help="gzip answers to clients that accept gzip")
     args = parser.parse_args(argv)
     try:
         table = read_table(args.table) if args.table else None
     except (OSError, ValueError) as exc:
         parser.error(str(exc))
     server = FakeChatServer(
-        table=table, latency=args.latency, honour_n=not args.ignore_n, api_key=args.api_key, port=args.port
+        table=table,
+        latency=args.latency,
+        honour_n=not args.ignore_n,
+        api_key=args.api_key,
+        port=args.port,
+        gzip=args.gzip,
     )
     asyncio.run(_serve_until_signalled(server))
 

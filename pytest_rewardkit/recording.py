@@ -2,7 +2,9 @@
 every model call.
 
 Replay reads the file directly with libyaml's safe loader and answers from it: no HTTP stack,
-no global patching, so many rows can hold different cassettes at the same time. Recording
+no global patching, so many rows can hold different cassettes at the same time. Requests match on
+method, endpoint path and normalized body, so a cassette replays under any base URL; bodies are
+stored decoded, with headers that say so, so vcrpy itself replays them through any HTTP client. Recording
 appends interactions and rewrites the file atomically when the row finishes; secrets are
 scrubbed first and the serialized text is checked for the key before anything is written.
 """
@@ -31,6 +33,13 @@ SECRET_HEADERS = frozenset(
 SECRET_QUERY_KEYS = frozenset({"key", "api_key", "api-key", "apikey", "access_token", "token"})
 # Transport headers that change on every call and say nothing about the exchange.
 VOLATILE_HEADERS = frozenset({"date", "server", "content-length", "connection", "keep-alive", "transfer-encoding"})
+# Bodies are stored decoded, so the headers describing the bytes on the wire are rewritten on save to
+# describe the stored body (as vcrpy's decode_compressed_response does): else vcrpy replaying through
+# httpx, requests or aiohttp would try to gunzip plain JSON.
+BODY_HEADERS = frozenset({"content-encoding", "content-length"})
+# The OpenAI-compatible endpoints, most specific first. A request is identified by the endpoint it
+# asks for, not by the prefix its base URL adds (/v1, Fireworks' /inference/v1, a proxy's /openai/v1).
+ENDPOINTS = ("/chat/completions", "/completions", "/embeddings", "/responses")
 # Fields that change between otherwise identical requests and must not affect matching.
 VOLATILE_BODY_FIELDS = frozenset({"n", "user", "metadata", "stream_options", "request_id"})
 REDACTED = "<redacted>"
@@ -70,15 +79,35 @@ class Interaction:
         return match_key(self.method, self.uri, self.request_body)
 
     @property
+    def base_url(self) -> str:
+        """The endpoint's base URL this exchange was recorded against (for messages, not matching)."""
+        return base_url_of(self.uri)
+
+    @property
     def choices(self) -> list[dict[str, Any]]:
         return [c for c in self.response_body.get("choices", []) if isinstance(c, dict)]
 
 
+def endpoint_path(uri: str) -> str:
+    """The endpoint a URL asks for, e.g. `/chat/completions`, without the base URL's path prefix;
+    a path that is no known endpoint is kept whole."""
+    path = urlsplit(uri).path.rstrip("/")
+    return next((endpoint for endpoint in ENDPOINTS if path.endswith(endpoint)), path)
+
+
+def base_url_of(uri: str) -> str:
+    """The base URL a request URL was built from: without its endpoint path and query."""
+    parts = urlsplit(uri)
+    path = parts.path.rstrip("/")
+    return urlunsplit(parts._replace(path=path.removesuffix(endpoint_path(uri)), query="", fragment=""))
+
+
 def match_key(method: str, uri: str, body: dict[str, Any]) -> str:
-    """Requests are the same when method, path and the normalized body are: host, port, query,
-    headers and volatile body fields (n, user, ...) do not count."""
+    """Requests are the same when method, endpoint path and the normalized body are: the base URL
+    (host, port, path prefix), query, headers and volatile body fields (n, user, ...) do not count,
+    so cassettes recorded against one server replay under any base URL."""
     stable = {k: v for k, v in body.items() if k not in VOLATILE_BODY_FIELDS}
-    return f"{method.upper()} {urlsplit(uri).path.rstrip('/')} {json.dumps(stable, sort_keys=True)}"
+    return f"{method.upper()} {endpoint_path(uri)} {json.dumps(stable, sort_keys=True)}"
 
 
 def scrub_headers(headers: dict[str, str], secrets: list[str]) -> dict[str, str]:
@@ -178,7 +207,11 @@ class RowCassette:
                         request_headers={k: _first(v) for k, v in (request.get("headers") or {}).items()},
                         request_body=_as_json(request.get("body"), path, f"interaction {number} request body"),
                         status=int(response["status"]["code"]),
-                        response_headers={k: _first(v) for k, v in (response.get("headers") or {}).items()},
+                        response_headers={
+                            k: _first(v)
+                            for k, v in (response.get("headers") or {}).items()
+                            if k.lower() not in BODY_HEADERS
+                        },
                         response_body=_as_json(
                             (response.get("body") or {}).get("string"), path, f"interaction {number} response body"
                         ),
@@ -198,6 +231,10 @@ class RowCassette:
         identical requests replay successive recordings, never the same one twice."""
         return [c for i in self.interactions if i.status < 300 and i.key == key for c in i.choices]
 
+    def base_urls(self) -> list[str]:
+        """The base URLs this cassette's exchanges were recorded against, first seen first."""
+        return list(dict.fromkeys(i.base_url for i in self.interactions))
+
     def nearest(self, uri: str, body: dict[str, Any]) -> str | None:
         """A diff between a request and the most similar recorded one, for miss messages."""
         if not self.interactions:
@@ -206,7 +243,7 @@ class RowCassette:
         def lines(path_of: str, value: dict[str, Any]) -> list[str]:
             stable = {k: v for k, v in value.items() if k not in VOLATILE_BODY_FIELDS}
             body_lines = json.dumps(stable, indent=1, sort_keys=True, ensure_ascii=False).splitlines()
-            return [f"path: {urlsplit(path_of).path}", *body_lines]
+            return [f"endpoint: {endpoint_path(path_of)}", *body_lines]
 
         wanted = lines(uri, body)
         best = max(
@@ -222,6 +259,9 @@ class RowCassette:
 
     def dumps(self) -> str:
         def entry(i: Interaction) -> dict[str, Any]:
+            response_body = json.dumps(i.response_body, indent=1, ensure_ascii=False)
+            response_headers = {k: v for k, v in i.response_headers.items() if k.lower() not in BODY_HEADERS}
+            response_headers["Content-Length"] = str(len(response_body.encode("utf-8")))
             return {
                 "request": {
                     "method": i.method,
@@ -231,8 +271,8 @@ class RowCassette:
                 },
                 "response": {
                     "status": {"code": i.status, "message": "OK" if i.status < 300 else "ERROR"},
-                    "headers": {k: [v] for k, v in sorted(i.response_headers.items())},
-                    "body": {"string": json.dumps(i.response_body, indent=1, ensure_ascii=False)},
+                    "headers": {k: [v] for k, v in sorted(response_headers.items())},
+                    "body": {"string": response_body},
                 },
             }
 

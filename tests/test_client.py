@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import email.utils
 import random
 import socket
 import time
@@ -24,6 +26,7 @@ from pytest_rewardkit.generation import (
     RequestRejected,
     ServerError,
 )
+from pytest_rewardkit.generation.client import _retry_after
 from pytest_rewardkit.recording import Interaction
 
 BODY = {"model": "fake-model", "messages": [{"role": "user", "content": "2+2?"}], "temperature": 0.5}
@@ -93,13 +96,93 @@ async def test_429_waits_as_long_as_retry_after_says() -> None:
 
 
 @pytest.mark.asyncio
-async def test_retry_after_is_capped_by_max_backoff() -> None:
-    server = FakeChatServer()
-    server.script(Fault.status(429, retry_after=30))
+async def test_retry_after_is_honoured_even_beyond_the_backoff_cap() -> None:
+    server = FakeChatServer(table={"2+2?": ["4"]})
+    server.script(Fault.status(429, retry_after=0.5))
     started = time.perf_counter()
-    await create(server, max_backoff=0.2)
-    assert time.perf_counter() - started < 2.0
+    await create(server, max_backoff=0.05)
+    assert time.perf_counter() - started >= 0.5
     assert len(server.requests) == 2
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("status", [429, 503])
+async def test_a_retry_after_longer_than_the_retry_budget_fails_fast_saying_how_long(status: int) -> None:
+    server = FakeChatServer()
+    server.script(Fault.status(status, retry_after=300))
+    started = time.perf_counter()
+    with pytest.raises(RateLimitError if status == 429 else ServerError) as info:
+        await create(server, max_retry_time=20.0)
+    assert time.perf_counter() - started < 2.0
+    assert len(server.requests) == 1
+    assert str(info.value).endswith(
+        "(the server asked to wait 300 s (Retry-After), longer than the 20.0 s left of the 20 s retry budget: "
+        "stopped after 1 attempt)"
+    )
+    assert info.value.retry_after == 300
+
+
+@pytest.mark.asyncio
+async def test_the_budget_left_counts_the_time_already_spent_retrying() -> None:
+    server = FakeChatServer()
+    server.script(*[Fault.status(429, retry_after=0.4)] * 3)
+    # Waits 0.4 s twice; the third answer asks for 0.4 s more when about 0.2 s of the 1 s are left.
+    with pytest.raises(
+        RateLimitError, match=r"longer than the 0\.[12] s left of the 1 s retry budget: stopped after 3 "
+    ):
+        await create(server, max_retry_time=1.0, max_attempts=10)
+    assert len(server.requests) == 3
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"Retry-After": "7"}, 7.0),
+        ({"retry-after": "1.5"}, 1.5),
+        ({"retry-after-ms": "250", "Retry-After": "9"}, 0.25),
+        ({"Retry-After": "-3"}, 0.0),
+        ({"Retry-After": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_retry_after_is_read_in_seconds_milliseconds(headers: dict[str, str], seconds: float | None) -> None:
+    assert _retry_after(headers) == seconds
+
+
+def test_retry_after_as_an_http_date() -> None:
+    later = email.utils.formatdate(time.time() + 60, usegmt=True)
+    waited = _retry_after({"Retry-After": later})
+    assert waited is not None and 55 <= waited <= 61
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("status", [408, 409])
+async def test_408_and_409_are_retried(no_jitter: list[float], status: int) -> None:
+    server = FakeChatServer(table={"2+2?": ["4"]})
+    server.script(Fault.status(status), Fault.status(status))
+    exchange = await create(server)
+    assert exchange.response_body["choices"][0]["message"]["content"] == "4"
+    assert len(server.requests) == 3
+
+
+@pytest.mark.asyncio
+async def test_exhausted_retries_say_how_many_attempts_were_made(no_jitter: list[float]) -> None:
+    server = FakeChatServer()
+    server.script(*[Fault.status(408)] * 5)
+    with pytest.raises(ServerError, match=r"answered 408: Scripted fault: HTTP 408. \(gave up after 3 attempts in "):
+        await create(server, max_attempts=3)
+
+
+@pytest.mark.asyncio
+async def test_concurrent_calls_keep_their_own_attempt_count(no_jitter: list[float]) -> None:
+    server = FakeChatServer(table={"2+2?": ["4"]})
+    # Three failures in all, spread over four concurrent calls of at most 2 attempts each: with a shared
+    # attempt counter some call would be refused its second attempt.
+    server.script(Fault.status(500), Fault.status(500), Fault.status(500))
+    async with server as base_url, aiohttp.ClientSession() as session:
+        client = ChatClient(replace(FAST, base_url=base_url, max_attempts=2), session)
+        answers = await asyncio.gather(*(client.create(BODY) for _ in range(4)))
+    assert len(answers) == 4 and len(server.requests) == 7
 
 
 @pytest.mark.asyncio

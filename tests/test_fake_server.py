@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import os
 import signal
@@ -204,6 +205,47 @@ async def test_status_fault_has_an_openai_error_body_and_retry_after() -> None:
         async with session.post(base_url + "/chat/completions", json=chat()) as response:
             assert response.status == 500 and "Retry-After" not in response.headers
             assert (await response.json())["error"]["type"] == "server_error"
+
+
+@pytest.mark.asyncio
+async def test_gzip_mode_compresses_answers_and_errors_for_clients_that_accept_gzip() -> None:
+    server = FakeChatServer(table={"hi": ["hello"]}, gzip=True)
+    server.script(Fault.status(503))
+    async with server as base_url, aiohttp.ClientSession(auto_decompress=False) as session:
+        for status in (503, 200):
+            async with session.post(
+                base_url + "/chat/completions", json=chat(), headers={"Accept-Encoding": "gzip, deflate"}
+            ) as response:
+                assert response.status == status and response.headers["Content-Encoding"] == "gzip"
+                raw = await response.read()
+                assert raw[:2] == b"\x1f\x8b" and int(response.headers["Content-Length"]) == len(raw)
+                payload = json.loads(gzip.decompress(raw))
+                assert "error" in payload if status == 503 else contents(payload) == ["hello"]
+        # A client that does not accept gzip gets plain JSON, as from a real server.
+        async with session.post(
+            base_url + "/chat/completions", json=chat(), headers={"Accept-Encoding": "identity"}
+        ) as r:
+            assert "Content-Encoding" not in r.headers and contents(json.loads(await r.read())) == ["hello"]
+
+
+def test_gzip_mode_from_the_command_line() -> None:
+    command = [sys.executable, "-m", "pytest_rewardkit.fake_server", "--gzip"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            base_url = process.stdout.readline().strip()
+            request = urllib.request.Request(
+                base_url + "/chat/completions",
+                data=json.dumps(chat("q")).encode(),
+                headers={"Content-Type": "application/json", "Accept-Encoding": "gzip"},
+            )
+            with _OPENER.open(request, timeout=10) as response:
+                assert response.headers["Content-Encoding"] == "gzip"
+                assert contents(json.loads(gzip.decompress(response.read()))) == ["echo: q"]
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) == 0
+        finally:
+            process.kill()
 
 
 @pytest.mark.asyncio

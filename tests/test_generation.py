@@ -360,7 +360,7 @@ def test_a_cassette_miss_shows_the_nearest_recorded_request_as_a_diff(
         [
             f"row r0: no recorded request in {path} matches this one (record mode none); "
             "run with --record-mode=new_episodes*",
-            "Nearest recorded request, as a diff (path and body):",
+            "Nearest recorded request, as a diff (endpoint and body):",
             "--- recorded",
             "+++ requested",
             '- "temperature": 0.5',
@@ -622,3 +622,120 @@ def test_whether_an_endpoint_honours_n_is_learnt_per_endpoint(tmp_path: Path) ->
             assert [r.json.get("n") for r in honouring.requests] == [3]
     finally:
         generator.close()
+
+
+# -- portable cassettes ---------------------------------------------------------------------------------------------
+
+
+def test_cassettes_replay_under_any_base_url(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suite()
+    server, base_url = serve()
+    rk(pytester, base_url, "new_episodes").assert_outcomes(failed=ROWS)
+    first = results(pytester)
+    assert "uri: " + base_url + "/chat/completions" in cassette(pytester, "r0").read_text(encoding="utf-8")
+    server.stop()
+    block_network(monkeypatch)
+    for elsewhere in ("https://api.fireworks.ai/inference/v1", "http://proxy.internal:8080/openai/v1"):
+        rk(pytester, elsewhere, "none").assert_outcomes(failed=ROWS)
+        assert results(pytester) == first
+    # And with no --rk-base-url at all: Fireworks' default, whose path prefix is /inference/v1.
+    plain = pytester.runpytest(
+        "suite", "--rk-model", "fake", "--rk-n", "2", "--rk-cassette-dir", "cassettes", "--rk-threshold", "0"
+    )
+    plain.assert_outcomes(passed=ROWS)
+
+
+def test_a_miss_under_another_base_url_says_where_it_was_recorded_and_never_advises_calling_fireworks(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
+) -> None:
+    suite(rows=2)
+    server, base_url = serve()
+    rk(pytester, base_url, "new_episodes", n=2)
+    (cassette(pytester, "r1")).unlink()
+    server.stop()
+    result = pytester.runpytest("suite", "--rk-model", "fake", "--rk-n", "4", "--rk-cassette-dir", "cassettes")
+    result.assert_outcomes(errors=2)
+    fix = (
+        f"recorded against {base_url}, not https://api.fireworks.ai/inference/v1: to record what is missing "
+        f"from that endpoint, run with --rk-base-url {base_url} --record-mode=new_episodes"
+    )
+    output = result.stdout.str()
+    # A row with a partial cassette, and a row whose cassette is gone (its folder's others tell where).
+    assert f"2 of 4 variants recorded for row r0; {fix}" in output
+    assert f"row r1: no cassette {cassette(pytester, 'r1')} (record mode none); {fix}" in output
+    advised = f"--rk-base-url {base_url} --record-mode=new_episodes"
+    assert output.count("--record-mode=new_episodes") == output.count(advised) == 2
+
+    moved = "http://127.0.0.1:9/v1"
+    result = rk(pytester, moved, "none", n=4)
+    result.stdout.fnmatch_lines(
+        [
+            f"*2 of 4 variants recorded for row r0; run with --record-mode=new_episodes to record what is missing "
+            f"from {moved} (this cassette was recorded against {base_url})*"
+        ]
+    )
+
+
+def test_the_committed_demo_cassettes_still_replay(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = Path(__file__).resolve().parent.parent
+    block_network(monkeypatch)
+    result = pytester.runpytest(
+        str(root / "examples" / "math"),
+        "--rk-model",
+        "gpt3-gsm8k-solutions",
+        "--rk-n",
+        "4",
+        "--rk-limit",
+        "25",
+        "--rk-threshold",
+        "0",
+        "--rk-cassette-dir",
+        str(root / "cassettes"),
+        "-p",
+        "no:cacheprovider",
+    )
+    result.assert_outcomes(passed=25)
+
+
+# -- compressed answers ---------------------------------------------------------------------------------------------
+
+
+def test_gzipped_answers_are_stored_decoded_and_vcrpy_replays_them_through_httpx_requests_and_aiohttp(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
+) -> None:
+    import asyncio
+
+    import aiohttp
+    import httpx
+    import requests
+    import vcr
+
+    suite(rows=1)
+    server, base_url = serve(gzip=True)
+    rk(pytester, base_url, "new_episodes").assert_outcomes(failed=1)
+    assert "gzip" in server.requests[0].headers.get("Accept-Encoding", "")
+    path = cassette(pytester, "r0")
+    text = path.read_text(encoding="utf-8")
+    assert "Content-Encoding" not in text and "gzip" not in text
+    [exchange] = RowCassette.load(path).interactions
+    server.stop()  # vcrpy must answer everything from the cassette
+
+    def check(status: int, payload: dict[str, Any]) -> None:
+        assert status == 200
+        assert [c["message"]["content"] for c in payload["choices"]] == ["00", "01"]
+
+    with vcr.use_cassette(str(path), record_mode="none"), httpx.Client() as client:
+        response = client.post(exchange.uri, json=exchange.request_body)
+        check(response.status_code, response.json())
+    with vcr.use_cassette(str(path), record_mode="none"):
+        answer = requests.post(exchange.uri, json=exchange.request_body, timeout=5)
+        check(answer.status_code, answer.json())
+
+    async def via_aiohttp() -> None:
+        async with aiohttp.ClientSession() as session, session.post(exchange.uri, json=exchange.request_body) as r:
+            check(r.status, await r.json())
+
+    with vcr.use_cassette(str(path), record_mode="none"):
+        asyncio.run(via_aiohttp())

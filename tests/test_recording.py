@@ -19,7 +19,9 @@ from pytest_rewardkit.recording import (
     Interaction,
     RowCassette,
     SecretLeak,
+    base_url_of,
     cassette_path,
+    endpoint_path,
     match_key,
     scrub_headers,
     scrub_uri,
@@ -108,6 +110,22 @@ def test_vcrpy_itself_replays_the_cassette(tmp_path: Path) -> None:
     with vcr.use_cassette(str(path), record_mode="none"), urllib.request.urlopen(request) as response:
         assert response.status == 200
         assert json.loads(response.read()) == completion("It is 4.")
+
+
+def test_response_headers_describe_the_stored_decoded_body(tmp_path: Path) -> None:
+    exchange = interaction("Janet’s ducks: 18 €")
+    exchange.response_headers = {"Content-Type": "application/json", "Content-Encoding": "gzip", "content-length": "7"}
+    path = saved(tmp_path, exchange)
+    _, [response] = vcr.serialize.deserialize(path.read_text(encoding="utf-8"), vcr.serializers.yamlserializer)
+    headers = {name.lower(): values for name, values in response["headers"].items()}
+    assert "content-encoding" not in headers
+    assert headers["content-length"] == [str(len(response["body"]["string"]))]  # vcrpy gives the body as bytes
+    # Re-derived on every save, so loading and saving again changes nothing.
+    loaded = RowCassette.load(path)
+    assert loaded.interactions[0].response_headers == {"Content-Type": "application/json"}
+    before = path.read_bytes()
+    loaded.save([SECRET])
+    assert path.read_bytes() == before
 
 
 def test_unicode_stays_readable(tmp_path: Path) -> None:
@@ -203,9 +221,12 @@ def test_volatile_body_fields_do_not_affect_matching(variant: dict[str, Any]) ->
         "https://api.fireworks.ai/v1/chat/completions",
         "http://localhost:9999/v1/chat/completions/",
         "http://127.0.0.1:4010/v1/chat/completions?api_key=x",
+        "https://api.fireworks.ai/inference/v1/chat/completions",
+        "http://proxy.internal:8080/openai/v1/chat/completions",
+        "http://127.0.0.1:4010/chat/completions",
     ],
 )
-def test_host_port_query_and_trailing_slash_do_not_affect_matching(uri: str) -> None:
+def test_base_url_query_and_trailing_slash_do_not_affect_matching(uri: str) -> None:
     assert match_key("POST", uri, BODY) == match_key("POST", URI, BODY)
 
 
@@ -216,7 +237,8 @@ def test_key_order_does_not_affect_matching() -> None:
 @pytest.mark.parametrize(
     ("uri", "change"),
     [
-        ("http://127.0.0.1:4010/inference/v1/chat/completions", {}),
+        ("http://127.0.0.1:4010/v1/completions", {}),
+        ("http://127.0.0.1:4010/v1/other", {}),
         (URI, {"model": "accounts/fireworks/models/other"}),
         (URI, {"messages": [{"role": "user", "content": "What is 2+3?"}]}),
         (URI, {"messages": BODY["messages"][1:]}),
@@ -228,7 +250,7 @@ def test_key_order_does_not_affect_matching() -> None:
         (URI, {"seed": 1}),
     ],
 )
-def test_path_model_messages_sampling_and_tools_do_affect_matching(uri: str, change: dict[str, Any]) -> None:
+def test_endpoint_model_messages_sampling_and_tools_do_affect_matching(uri: str, change: dict[str, Any]) -> None:
     assert match_key("POST", uri, {**BODY, **change}) != match_key("POST", URI, BODY)
 
 
@@ -263,11 +285,37 @@ def test_nearest_shows_the_most_similar_recorded_request_as_a_diff(tmp_path: Pat
     assert diff.startswith("--- recorded\n+++ requested")
 
 
-def test_nearest_shows_a_different_path(tmp_path: Path) -> None:
+def test_nearest_shows_a_different_endpoint(tmp_path: Path) -> None:
     cassette = RowCassette(tmp_path / "c.yaml", [interaction("x")])
-    diff = cassette.nearest("http://h/inference/v1/chat/completions", BODY)
+    diff = cassette.nearest("http://h/inference/v1/completions", BODY)
     assert diff is not None
-    assert "-path: /v1/chat/completions" in diff and "+path: /inference/v1/chat/completions" in diff
+    assert "-endpoint: /chat/completions" in diff and "+endpoint: /completions" in diff
+
+
+@pytest.mark.parametrize(
+    ("uri", "endpoint", "base"),
+    [
+        (URI, "/chat/completions", "http://127.0.0.1:4010/v1"),
+        (
+            "https://api.fireworks.ai/inference/v1/chat/completions/",
+            "/chat/completions",
+            "https://api.fireworks.ai/inference/v1",
+        ),
+        ("http://h/openai/v1/completions?key=x", "/completions", "http://h/openai/v1"),
+        ("http://h/custom/path", "/custom/path", "http://h"),
+    ],
+)
+def test_endpoint_path_and_base_url_split_a_request_url(uri: str, endpoint: str, base: str) -> None:
+    assert endpoint_path(uri) == endpoint
+    assert base_url_of(uri) == base
+
+
+def test_base_urls_lists_where_a_cassette_was_recorded(tmp_path: Path) -> None:
+    cassette = RowCassette(
+        tmp_path / "c.yaml",
+        [interaction("a"), interaction("b", uri="http://other:1/inference/v1/chat/completions"), interaction("c")],
+    )
+    assert cassette.base_urls() == ["http://127.0.0.1:4010/v1", "http://other:1/inference/v1"]
 
 
 def test_nearest_of_an_empty_cassette_is_none(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pytest_rewardkit.generation.client import (
     GenerationTimeout,
     RateLimitError,
     RequestRejected,
+    RetryableError,
     ServerError,
 )
 from pytest_rewardkit.generation.models import MODEL_ALIASES, resolve_model
@@ -31,6 +32,7 @@ __all__ = [
     "Progress",
     "RateLimitError",
     "RequestRejected",
+    "RetryableError",
     "ServerError",
     "request_body",
     "resolve_model",

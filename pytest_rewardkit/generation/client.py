@@ -3,7 +3,9 @@ explicit timeouts and bounded retries."""
 
 from __future__ import annotations
 
+import email.utils
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,14 +34,21 @@ class AuthenticationError(GenerationError):
     """401/403: no request can succeed, so the session stops once."""
 
 
-class RateLimitError(GenerationError):
-    def __init__(self, message: str, retry_after: float | None) -> None:
+class RetryableError(GenerationError):
+    """A failure that may pass if tried again later; `retry_after` is how long the server asked
+    to wait (its Retry-After header), if it said."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
 
-class ServerError(GenerationError):
-    """5xx: retried."""
+class RateLimitError(RetryableError):
+    """429: retried, after the server's Retry-After when it gives one."""
+
+
+class ServerError(RetryableError):
+    """5xx, and 408 (request timeout) and 409 (conflict), which the openai SDK retries too: retried."""
 
 
 class RequestRejected(GenerationError):
@@ -50,15 +59,15 @@ class BadResponse(GenerationError):
     """A 2xx whose body is not the chat-completions JSON we expect."""
 
 
-class GenerationTimeout(GenerationError):
+class GenerationTimeout(RetryableError):
     """No response within the connect or read timeout: retried."""
 
 
-class ConnectionFailed(GenerationError):
+class ConnectionFailed(RetryableError):
     """The connection could not be made or was dropped: retried."""
 
 
-RETRYABLE = (RateLimitError, ServerError, GenerationTimeout, ConnectionFailed)
+RETRY_STATUSES = frozenset({408, 409})
 
 
 @dataclass(frozen=True)
@@ -82,11 +91,22 @@ def _excerpt(raw: bytes) -> str:
     return repr(text) + (" …" if len(raw) > BODY_EXCERPT else "")
 
 
-def _retry_after(value: str | None) -> float | None:
+def _retry_after(headers: dict[str, str]) -> float | None:
+    """Seconds the server asked to wait: `retry-after-ms` (OpenAI's), `Retry-After` in seconds or
+    as an HTTP date; None when it did not say (or said something unreadable)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
     try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None  # an HTTP date; rare for these APIs, fall back to backoff
+        if "retry-after-ms" in lowered:
+            return max(0.0, float(lowered["retry-after-ms"]) / 1000)
+        value = lowered.get("retry-after")
+        if value is None:
+            return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _error_message(raw: bytes) -> str:
@@ -108,15 +128,30 @@ class ChatClient:
         backoff = wait_random_exponential(multiplier=0.5, max=settings.max_backoff)
 
         def wait(state: RetryCallState) -> float:
-            # Honour the server's Retry-After on 429; exponential backoff with jitter otherwise.
+            # The server's Retry-After when it gave one (the stop below made sure it fits the budget):
+            # retrying sooner only earns another 429. Exponential backoff with full jitter otherwise.
             error = state.outcome.exception() if state.outcome else None
-            if isinstance(error, RateLimitError) and error.retry_after is not None:
-                return min(error.retry_after, settings.max_backoff)
+            if isinstance(error, RetryableError) and error.retry_after is not None:
+                return error.retry_after
             return float(backoff(state))
 
+        budget = stop_after_attempt(settings.max_attempts) | stop_after_delay(settings.max_retry_time)
+
+        def stop(state: RetryCallState) -> bool:
+            # Also stop when the server asks for a longer wait than the retry budget has left: the
+            # caller learns that now, instead of after a wait that ends in failure anyway.
+            error = state.outcome.exception() if state.outcome else None
+            if (
+                isinstance(error, RetryableError)
+                and error.retry_after is not None
+                and (state.seconds_since_start or 0.0) + error.retry_after > settings.max_retry_time
+            ):
+                return True
+            return bool(budget(state))
+
         self._retrying = AsyncRetrying(
-            retry=retry_if_exception_type(RETRYABLE),
-            stop=stop_after_attempt(settings.max_attempts) | stop_after_delay(settings.max_retry_time),
+            retry=retry_if_exception_type(RetryableError),
+            stop=stop,
             wait=wait,
             reraise=True,
         )
@@ -130,10 +165,32 @@ class ChatClient:
     async def create(self, body: dict[str, Any]) -> Interaction:
         """POST the body to chat/completions, retrying what can be retried. The result is the
         exchange as sent and received: scrub it before it is written anywhere."""
-        async for attempt in self._retrying:
-            with attempt:
-                return await self._once(body)
+        # A copy per call: tenacity keeps the attempt count and start time on the object, and
+        # rows share one client's calls concurrently.
+        retrying = self._retrying.copy()
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._once(body)
+        except RetryableError as exc:
+            raise self._gave_up(exc, retrying.statistics) from exc
         raise AssertionError("unreachable: tenacity reraises the last error")
+
+    def _gave_up(self, error: RetryableError, statistics: dict[str, Any]) -> RetryableError:
+        """The last error, saying why retrying stopped: how long the server asked to wait, when
+        that is more than the retry budget has left, else how many attempts were made."""
+        attempts = int(statistics.get("attempt_number", 1))
+        elapsed = float(statistics.get("delay_since_first_attempt", 0.0))
+        budget = self.settings.max_retry_time
+        tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+        if error.retry_after is not None and elapsed + error.retry_after > budget:
+            why = (
+                f"the server asked to wait {error.retry_after:g} s (Retry-After), longer than the "
+                f"{max(budget - elapsed, 0.0):.1f} s left of the {budget:g} s retry budget: stopped after {tries}"
+            )
+        else:
+            why = f"gave up after {tries} in {elapsed:.1f} s"
+        return type(error)(f"{error} ({why})", error.retry_after)
 
     async def _once(self, body: dict[str, Any]) -> Interaction:
         url = self.settings.url
@@ -159,10 +216,11 @@ class ChatClient:
                 "API key for this endpoint"
             )
         if status == 429:
-            retry_after = _retry_after(response_headers.get("Retry-After"))
-            raise RateLimitError(f"{url} answered 429 (rate limited): {_error_message(raw)}", retry_after)
-        if status >= 500:
-            raise ServerError(f"{url} answered {status}: {_error_message(raw)}")
+            raise RateLimitError(
+                f"{url} answered 429 (rate limited): {_error_message(raw)}", _retry_after(response_headers)
+            )
+        if status >= 500 or status in RETRY_STATUSES:
+            raise ServerError(f"{url} answered {status}: {_error_message(raw)}", _retry_after(response_headers))
         if status >= 300:
             raise RequestRejected(f"{url} answered {status}: {_error_message(raw)}")
         try:

@@ -94,6 +94,7 @@ class Generator:
         # Per endpoint URL, whether it honours `n`: learnt from its first answer to an n>1 request.
         self.n_supported: dict[str, bool] = {}
         self.stopped: SessionStop | None = None
+        self._folder_urls: dict[Path, list[str]] = {}
         self._futures: dict[tuple[str, str, str], concurrent.futures.Future[list[Message]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -193,7 +194,22 @@ class Generator:
     def _miss_message(self, case: Case, cassette: RowCassette, body: dict[str, Any], have: int) -> str:
         n = case.settings.n
         mode = self.config.record_mode
-        fix = "run with --record-mode=new_episodes to record what is missing"
+        base_url = self._base_url(case)
+        recorded = cassette.base_urls() or self._folder_base_urls(cassette.path.parent)
+        elsewhere = [url for url in recorded if url.rstrip("/") != base_url.rstrip("/")]
+        if elsewhere and case.settings.base_url is None:
+            # Recording now would call Fireworks, which is not where these cassettes came from.
+            fix = (
+                f"recorded against {elsewhere[0]}, not {base_url}: to record what is missing from that endpoint, "
+                f"run with --rk-base-url {elsewhere[0]} --record-mode=new_episodes"
+            )
+        elif elsewhere:
+            fix = (
+                f"run with --record-mode=new_episodes to record what is missing from {base_url} "
+                f"(this cassette was recorded against {elsewhere[0]})"
+            )
+        else:
+            fix = "run with --record-mode=new_episodes to record what is missing"
         if not cassette.exists:
             return f"no cassette {cassette.path} (record mode {mode}); {fix}"
         if have:
@@ -201,8 +217,19 @@ class Generator:
         nearest = cassette.nearest(self._url(case), body)
         return (
             f"no recorded request in {cassette.path} matches this one (record mode {mode}); "
-            f"{fix}.\nNearest recorded request, as a diff (path and body):\n{nearest}"
+            f"{fix}.\nNearest recorded request, as a diff (endpoint and body):\n{nearest}"
         )
+
+    def _folder_base_urls(self, folder: Path) -> list[str]:
+        """Where the other rows of a cassette folder were recorded: what a row without a cassette of
+        its own would most likely have been recorded against. Read once per folder, on misses only."""
+        if folder not in self._folder_urls:
+            sibling = next(iter(sorted(folder.glob("*.yaml"))), None) if folder.is_dir() else None
+            try:
+                self._folder_urls[folder] = RowCassette.load(sibling).base_urls() if sibling else []
+            except CassetteError:
+                self._folder_urls[folder] = []
+        return self._folder_urls[folder]
 
     # -- recording --------------------------------------------------------------------------
 
