@@ -15,7 +15,8 @@ import sys
 import time
 from collections.abc import Callable
 
-from pytest_rewardkit.sandbox import Limits, Sandbox, _Cgroup
+from pytest_rewardkit.sandbox import Limits, Sandbox
+from pytest_rewardkit.sandbox.cgroups import Cgroup
 
 
 def timings(fn: Callable[[], object], runs: int) -> list[float]:
@@ -42,7 +43,7 @@ def main() -> None:
     executable = os.path.realpath(sys.executable)
     sandbox = Sandbox()
     sandbox.check()
-    cgroup = _Cgroup.create(Limits())
+    cgroup = Cgroup.create(Limits())
     if cgroup is not None:
         cgroup.remove()
     print(f"euid {os.geteuid()}, per-run cgroup: {f'yes, v{cgroup.version}' if cgroup else 'no'}")

@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 
 from pytest_rewardkit import resolve_reward
-from pytest_rewardkit import sandbox as sandbox_module
 from pytest_rewardkit.models import EvaluateResult
 from pytest_rewardkit.rewards.code import compare_output, extract_code, parse_tests
-from pytest_rewardkit.sandbox import WeakSandboxWarning
+from pytest_rewardkit.sandbox import WeakSandboxWarning, runner
 
 code_reward = resolve_reward("code")
 
@@ -194,7 +193,7 @@ def test_missing_bubblewrap_makes_the_reward_refuse() -> None:
 
 
 def test_process_mode_is_an_explicit_opt_in_that_warns(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sandbox_module, "_warned", threading.Event())
+    monkeypatch.setattr(runner, "_warned", threading.Event())
     with pytest.warns(WeakSandboxWarning, match="WITHOUT bubblewrap"):
         result = score(ADD, ADD_TESTS, sandbox="process", bwrap_path="/nonexistent/bwrap", tolerance=1e-9)
     assert result.score == 1.0

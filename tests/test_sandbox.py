@@ -6,10 +6,12 @@ none with the run's uid, no descendant of this test process born during the test
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -22,16 +24,19 @@ from typing import Any, NamedTuple
 import pytest
 
 from pytest_rewardkit import resolve_reward
-from pytest_rewardkit import sandbox as sandbox_module
 from pytest_rewardkit.sandbox import (
     SANDBOX_UID,
     ExitStatusUnavailable,
     Limits,
     RunResult,
     Sandbox,
+    SandboxFailed,
     SandboxUnavailable,
     WeakSandboxWarning,
+    bubblewrap,
+    runner,
 )
+from pytest_rewardkit.sandbox.cgroups import Cgroup
 
 SECRET = "sk-fw-0123456789abcdef-secret"
 QUICK = Limits(wall_time=3, memory_mb=128, max_processes=16, disk_mb=8)
@@ -305,7 +310,7 @@ def test_memory_is_limited_per_process(sandbox: Sandbox) -> None:
 
 
 def test_memory_of_the_whole_tree_is_limited(sandbox: Sandbox) -> None:
-    if sandbox_module._Cgroup.create(QUICK) is None:
+    if Cgroup.create(QUICK) is None:
         pytest.skip("no writable memory cgroup here: the tree is bounded by max_processes x memory_mb only")
     program = """
         import os, time
@@ -524,6 +529,61 @@ def test_process_mode_refuses_when_the_caller_ignores_sigchld(sigchld_ignored: N
     assert not judged.is_score_valid and "SIGCHLD" in judged.reason
 
 
+IN_NAMESPACE = """
+import json
+from pytest_rewardkit import resolve_reward
+from pytest_rewardkit.sandbox import Sandbox
+box = Sandbox()
+runs = [box.run("import os; print(os.getuid())") for _ in range(3)]
+judged = resolve_reward("code")(
+    [{"role": "assistant", "content": "```python\\ndef add(a, b):\\n    return a + b\\n```"}],
+    tests=[{"check": "assert add(2, 3) == 5"}],
+)
+print(json.dumps([[r.exit_code, r.stdout, r.stderr] for r in runs] + [judged.score, judged.reason]))
+"""
+
+
+def _run_in_namespaces(*unshare: str) -> list[Any]:
+    """IN_NAMESPACE run by this interpreter under `unshare` (a fresh pid namespace has no pid 3)."""
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": os.pathsep.join(filter(None, sys.path))}
+    argv = ["unshare", *unshare, "--pid", "--fork", "--mount-proc", sys.executable, "-c", IN_NAMESPACE]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_starts_in_a_fresh_pid_namespace() -> None:
+    """As in a container or `unshare --pid --fork --mount-proc`; a non-root caller needs a user
+    namespace to make one."""
+    *runs, score, reason = _run_in_namespaces(*([] if os.geteuid() == 0 else ["--user", "--map-root-user"]))
+    assert [run[0] for run in runs] == [0, 0, 0], runs
+    assert all(run[1].strip() != "0" for run in runs), "the program runs unprivileged"
+    assert score == 1.0, reason
+
+
+def test_starts_as_root_of_a_user_namespace_with_one_uid_mapped() -> None:
+    """As in a rootless container: root, but no other uid to switch to."""
+    *runs, score, reason = _run_in_namespaces("--user", "--map-root-user")
+    assert [run[0] for run in runs] == [0, 0, 0], runs
+    assert all(run[1].strip() != "0" for run in runs), "the program runs as a uid of its own, not root"
+    assert score == 1.0, reason
+
+
+def test_a_sandbox_that_fails_to_start_is_an_error_not_a_wrong_answer(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Probed fine, then bubblewrap fails a run before the program starts: the run raises, and the
+    reward says the sandbox failed instead of scoring the code 0."""
+    binds = bubblewrap._system_binds
+    monkeypatch.setattr(bubblewrap, "_system_binds", lambda: [*binds(), "--ro-bind", "/nonexistent-rk", "/mnt"])
+    with pytest.raises(SandboxFailed, match=r"before starting the program .*nonexistent-rk"):
+        run(sandbox, "print('never runs')")
+    response = "```python\ndef add(a, b):\n    return a + b\n```"
+    judged = resolve_reward("code")([{"role": "assistant", "content": response}], tests=[{"stdin": "", "stdout": ""}])
+    assert judged.is_error and not judged.is_score_valid
+    assert "failed before starting the program" in judged.reason and "nonexistent-rk" in judged.reason
+
+
 def test_missing_bubblewrap_is_refused_with_install_instructions() -> None:
     box = Sandbox("bwrap", bwrap="/nonexistent/bwrap")
     with pytest.raises(SandboxUnavailable) as refusal:
@@ -535,7 +595,7 @@ def test_missing_bubblewrap_is_refused_with_install_instructions() -> None:
 
 
 def test_process_mode_warns_once_loudly_and_still_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sandbox_module, "_warned", threading.Event())
+    monkeypatch.setattr(runner, "_warned", threading.Event())
     monkeypatch.setenv("FIREWORKS_API_KEY", SECRET)
     monkeypatch.chdir(tmp_path)
     before = _existing()
