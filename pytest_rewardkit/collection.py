@@ -7,7 +7,7 @@ import functools
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -22,6 +22,7 @@ from pytest_rewardkit.evaluation import (
     RowOutcome,
     SessionStop,
     evaluate_case,
+    suite_key,
     unscored_outcome,
 )
 from pytest_rewardkit.reward import RewardFunction
@@ -29,6 +30,7 @@ from pytest_rewardkit.state import GENERATOR_KEY, OUTCOME_KEY, options
 
 if TYPE_CHECKING:
     from pytest_rewardkit.generation import Generator, Progress
+    from pytest_rewardkit.report import Selection
 
 PROGRESS_EVERY = 2.0  # seconds between live generation progress lines
 
@@ -130,6 +132,53 @@ def record(node: pytest.Item, outcome: RowOutcome) -> None:
     node.stash[OUTCOME_KEY] = outcome
 
 
+def fail_unscored(outcome: RowOutcome) -> NoReturn:
+    """Fail the item (in setup: a pytest error) for a row that could not be scored. pytest's own
+    exception keeps the report plain ("Failed: row ..."); the mark tells the gate it is a verdict."""
+    exc = pytest.fail.Exception(outcome.verdict_message(), pytrace=False)
+    exc.rewardkit_verdict = True  # type: ignore[attr-defined]
+    raise exc
+
+
+def is_verdict(exc: BaseException) -> bool:
+    """Whether an item failed by its row's verdict (low reward, or not scorable): the gate's to
+    judge, unlike any other failure of the item."""
+    return isinstance(exc, (RewardFailure, RowError)) or getattr(exc, "rewardkit_verdict", False) is True
+
+
+def row_settings(item: pytest.Item) -> Settings | None:
+    """The suite settings of a row item (YAML-collected or a marked test's parametrization)."""
+    if isinstance(item, RowItem):
+        return item.settings
+    callspec = getattr(item, "callspec", None)
+    param = callspec.params.get("rk_case") if callspec is not None else None
+    if isinstance(param, Case):
+        return param.settings
+    if isinstance(param, tuple):
+        return param[0]
+    return None
+
+
+def selections(items: list[pytest.Item], deselected: dict[tuple[str, str, str], int]) -> list[Selection]:
+    """Per (suite, dataset, model): the rows selected to run and those the user deselected."""
+    from pytest_rewardkit.report import Selection
+
+    found: dict[tuple[str, str, str], Selection] = {}
+    for item in items:
+        settings = row_settings(item)
+        if settings is None:
+            continue
+        key = suite_key(settings)
+        if key not in found:
+            found[key] = Selection(suite=key[0], dataset=key[1], model=key[2], limit=settings.limit)
+        found[key].selected += 1
+    for key, count in deselected.items():
+        if key not in found:
+            found[key] = Selection(suite=key[0], dataset=key[1], model=key[2])
+        found[key].deselected = count
+    return list(found.values())
+
+
 class SuiteFile(pytest.File):
     """A `rewardkit.yaml`: its dataset's rows are the items."""
 
@@ -164,7 +213,7 @@ class RowItem(pytest.Item):
             outcome = run_with_stop(lambda: evaluate_case(case))
         record(self, outcome)
         if outcome.error is not None:
-            pytest.fail(outcome.verdict_message(), pytrace=False)
+            fail_unscored(outcome)
 
     def runtest(self) -> None:
         self.stash[OUTCOME_KEY].check()
@@ -222,7 +271,7 @@ def bind_case(request: pytest.FixtureRequest) -> BoundCase:
         settings, entry = param
         outcome = unscored_outcome(settings, entry.row_id, entry.problem or "malformed row")
         record(request.node, outcome)
-        pytest.fail(outcome.verdict_message(), pytrace=False)
+        fail_unscored(outcome)
     return BoundCase(request.node, param)
 
 

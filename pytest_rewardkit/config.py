@@ -102,6 +102,7 @@ class Options(_Strict):
     n: int | None = Field(default=None, ge=1, le=128)
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     min_pass_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_error_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     k: list[int] | None = None
     limit: int | None = Field(default=None, ge=1)
     output: Path | None = None
@@ -163,6 +164,8 @@ class Options(_Strict):
     def _consistent(self) -> Options:
         if self.n is not None and self.n > 1 and self.model is None:
             raise ValueError("--rk-n > 1 needs --rk-model: without a model each row has one response")
+        if self.max_error_rate is not None and self.min_pass_rate is None:
+            raise ValueError("--rk-max-error-rate is the gate's tolerance: give --rk-min-pass-rate too")
         if self.k and self.n is not None and max(self.k) > self.n:
             raise ValueError(f"--rk-k {max(self.k)} exceeds --rk-n {self.n}: pass@k needs k <= n")
         return self
@@ -173,6 +176,7 @@ OPTION_FLAGS = {
     "n": "--rk-n",
     "threshold": "--rk-threshold",
     "min_pass_rate": "--rk-min-pass-rate",
+    "max_error_rate": "--rk-max-error-rate",
     "k": "--rk-k",
     "limit": "--rk-limit",
     "output": "--rk-output",

@@ -170,12 +170,18 @@ def _aggregate(how: str, scores: list[float]) -> float:
     return statistics.fmean(scores)
 
 
+def suite_key(settings: Settings) -> tuple[str, str, str]:
+    """(suite, dataset, model): what a row's outcome is summarized and gated under."""
+    return settings.suite, settings.dataset_label, settings.model or "dataset"
+
+
 def _outcome_fields(settings: Settings, row_id: str) -> dict[str, Any]:
+    suite, dataset, model = suite_key(settings)
     return {
-        "suite": settings.suite,
-        "dataset": settings.dataset_label,
+        "suite": suite,
+        "dataset": dataset,
         "row_id": row_id,
-        "model": settings.model or "dataset",
+        "model": model,
         "parameters": {"n": settings.n, **settings.sampling.model_dump(exclude_none=True)},
         "threshold": settings.threshold,
         "aggregate": settings.aggregate,

@@ -9,17 +9,28 @@ from __future__ import annotations
 import gc
 import importlib.util
 import sys
+from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_rewardkit.state import CONFIG_NAMES, GENERATOR_KEY, OUTCOME_KEY, PROPERTY, RAW_OPTIONS_KEY, options
+from pytest_rewardkit.state import (
+    CONFIG_NAMES,
+    DESELECTED_KEY,
+    GENERATOR_KEY,
+    OUTCOME_KEY,
+    PROPERTY,
+    RAW_OPTIONS_KEY,
+    SELECTIONS_KEY,
+    SELECTIONS_OUTPUT,
+    options,
+)
 
 if TYPE_CHECKING:
     from pytest_rewardkit.collection import BoundCase
     from pytest_rewardkit.evaluation import RowOutcome
-    from pytest_rewardkit.report import GateVerdict, ResultsWriter, SuiteSummary
+    from pytest_rewardkit.report import GateVerdict, ResultsWriter, Selection, SuiteSummary
 
 DEFAULT_OUTPUT = "rewardkit-results"
 
@@ -33,6 +44,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--rk-min-pass-rate",
         type=float,
         help="gate: exit 0 only when every (dataset, model) pass rate reaches this, in [0, 1]",
+    )
+    group.addoption(
+        "--rk-max-error-rate",
+        type=float,
+        help="gate: share of rows per (dataset, model) that may error (not be scored), in [0, 1]; default 0",
     )
     group.addoption("--rk-k", help="comma-separated k values for pass@k and pass^k, e.g. 1,4")
     group.addoption("--rk-limit", type=int, help="only the first N rows of each dataset")
@@ -72,6 +88,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "n": config.getoption("rk_n"),
         "threshold": config.getoption("rk_threshold"),
         "min_pass_rate": config.getoption("rk_min_pass_rate"),
+        "max_error_rate": config.getoption("rk_max_error_rate"),
         "k": config.getoption("rk_k"),
         "limit": config.getoption("rk_limit"),
         "group_by": config.getoption("rk_group_by"),
@@ -141,12 +158,53 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
         del item.stash[OUTCOME_KEY]
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report: pytest.TestReport = yield
+    collection = sys.modules.get("pytest_rewardkit.collection")
+    if collection is None:
+        return report
+    # Marks on the report (which crosses from xdist workers as is) what the controller's gate
+    # needs: which failures are a row's own verdict, the only ones it may judge, and which
+    # skipped items were rows.
+    if report.failed and call.excinfo is not None and collection.is_verdict(call.excinfo.value):
+        report.rewardkit_verdict = True  # type: ignore[attr-defined]
+    elif report.skipped and (settings := collection.row_settings(item)) is not None:
+        from pytest_rewardkit.evaluation import suite_key
+
+        report.rewardkit_skipped = "/".join(suite_key(settings))  # type: ignore[attr-defined]
+    return report
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    collection = sys.modules.get("pytest_rewardkit.collection")
+    if collection is None:
+        return
+    from pytest_rewardkit.evaluation import suite_key
+
+    counts = items[0].config.stash.setdefault(DESELECTED_KEY, {}) if items else {}
+    for item in items:
+        settings = collection.row_settings(item)
+        if settings is not None:
+            key = suite_key(settings)
+            counts[key] = counts.get(key, 0) + 1
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
+    collection = sys.modules.get("pytest_rewardkit.collection")
+    if collection is None:
+        return
+    # What each (suite, model) should score, for the gate's completeness check; an xdist worker
+    # sends it to the controller with its final report.
+    found = collection.selections(session.items, session.config.stash.get(DESELECTED_KEY, {}))
+    if hasattr(session.config, "workerinput"):
+        session.config.workeroutput[SELECTIONS_OUTPUT] = [s.model_dump() for s in found]  # type: ignore[attr-defined]
+    else:
+        session.config.stash[SELECTIONS_KEY] = found
     # Rows, settings and the reward's caches live until the end of the run: frozen, they are not
     # re-scanned by every garbage collection the row loop triggers (a third of replay time).
     # Only in runs that hold suites, so that other test suites keep pytest's usual behaviour.
-    collection = sys.modules.get("pytest_rewardkit.collection")
-    if collection is not None and any(isinstance(item, collection.RowItem) for item in session.items):
+    if any(isinstance(item, collection.RowItem) for item in session.items):
         gc.freeze()
 
 
@@ -175,9 +233,21 @@ class RunRecorder:
         self.verdict: GateVerdict | None = None
         self.summaries: list[SuiteSummary] = []
         self.html: Path | None = None
+        self.worker_selections: list[Selection] | None = None
+        self.skipped: dict[str, int] = {}
+        self.verdict_failures = 0
+        self.outside_failures: list[str] = []
+        self.collection_errors: list[str] = []
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.failed:
+            if getattr(report, "rewardkit_verdict", False):
+                self.verdict_failures += 1
+            elif report.nodeid not in self.outside_failures:
+                self.outside_failures.append(report.nodeid)
+        elif report.skipped and (key := getattr(report, "rewardkit_skipped", None)):
+            self.skipped[key] = self.skipped.get(key, 0) + 1
         ours = [value for name, value in report.user_properties if name == PROPERTY]
         if not ours:
             return
@@ -196,24 +266,37 @@ class RunRecorder:
                     self.writer = ResultsWriter(self.output)
                 self.writer.write(outcome)
 
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.collection_errors.append(report.nodeid or "(session)")
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        # Every xdist worker collects the same items; the first report of what they hold is kept.
+        found = getattr(node, "workeroutput", {}).get(SELECTIONS_OUTPUT)
+        if found is not None and self.worker_selections is None:
+            from pytest_rewardkit.report import Selection
+
+            self.worker_selections = [Selection.model_validate(s) for s in found]
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        raw = self.config.stash[RAW_OPTIONS_KEY]
-        gated = raw.get("min_pass_rate") is not None and not session.config.option.collectonly
-        if not self.outcomes and not gated and raw.get("html") is None:
-            return  # no suite ran and nothing asked for: nothing to say
-        from pytest_rewardkit.report import gate, summarize
-
         opts = options(self.config)
+        gated = opts.min_pass_rate is not None and not session.config.option.collectonly
+        if not self.outcomes and not gated and opts.html is None:
+            return  # no suite ran and nothing asked for: nothing to say
+        from pytest_rewardkit.report import GateSpec, annotate, gate, not_applied, summarize
+
+        facts = self._facts(session)
         # Computed once here; the terminal summary, printed after this hook, shows the same figures.
-        self.summaries = summarize(self.outcomes, opts.k)
-        if (
-            gated
-            and opts.min_pass_rate is not None
-            and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
-        ):
-            self.verdict = gate(self.summaries, opts.min_pass_rate)
-            session.exitstatus = pytest.ExitCode.OK if self.verdict.met else pytest.ExitCode.TESTS_FAILED
+        self.summaries = annotate(summarize(self.outcomes, opts.k), facts)
+        if gated and opts.min_pass_rate is not None:
+            if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+                spec = GateSpec(min_pass_rate=opts.min_pass_rate, max_error_rate=opts.max_error_rate or 0.0)
+                self.verdict = gate(self.summaries, spec, facts)
+                session.exitstatus = self.verdict.exit_status
+            else:
+                self.verdict = not_applied(int(exitstatus), _EXIT_WORDS.get(int(exitstatus), "pytest's own status"))
         if self.writer is not None:
             self.writer.finish(self.summaries, self.verdict)
         if opts.html is not None and not session.config.option.collectonly:
@@ -222,12 +305,31 @@ class RunRecorder:
             write_html(opts.html, report_payload(self.summaries, self.outcomes, self.verdict))
             self.html = opts.html
 
+    def _facts(self, session: pytest.Session) -> Any:
+        from pytest_rewardkit.report import RunFacts
+
+        selections = self.worker_selections
+        if selections is None:
+            selections = self.config.stash.get(SELECTIONS_KEY, [])
+        # pytest's count of failures (reports and collection errors) also covers any that were
+        # not seen as reports here; whatever is not a row's verdict is outside the gate.
+        outside = max(session.testsfailed - self.verdict_failures - len(self.collection_errors), 0)
+        return RunFacts(
+            selections=selections,
+            skipped=self.skipped,
+            deselected_by=_deselecting_options(self.config),
+            stopped=str(session.shouldfail or session.shouldstop) if session.shouldfail or session.shouldstop else None,
+            outside_failures=self.outside_failures,
+            outside_failure_count=max(outside, len(self.outside_failures)),
+            collection_errors=self.collection_errors,
+        )
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.summaries:
             from pytest_rewardkit.report import format_summary
 
             terminalreporter.write_sep("=", "rewardkit summary")
-            for line in format_summary(self.summaries):
+            for line in format_summary(self.summaries, _deselecting_options(self.config)):
                 terminalreporter.write_line(line)
             if self.writer is not None:
                 terminalreporter.write_line(f"results: {self.writer.directory}")
@@ -239,5 +341,25 @@ class RunRecorder:
         # decides the exit status.
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if self.verdict is not None and reporter is not None:
-            ok = self.verdict.met
+            ok = self.verdict.exit_status == 0
             reporter.write_line(self.verdict.line, green=ok, red=not ok, bold=True)
+
+
+_EXIT_WORDS = {
+    int(pytest.ExitCode.INTERRUPTED): "run interrupted",
+    int(pytest.ExitCode.INTERNAL_ERROR): "internal error",
+    int(pytest.ExitCode.USAGE_ERROR): "usage error",
+    int(pytest.ExitCode.NO_TESTS_COLLECTED): "no tests collected",
+}
+
+
+def _deselecting_options(config: pytest.Config) -> list[str]:
+    """The options given that narrow the run on the user's purpose."""
+    given = {
+        "-k": config.getoption("keyword", ""),
+        "-m": config.getoption("markexpr", ""),
+        "--deselect": config.getoption("deselect", None),
+        "--lf": config.getoption("lf", False),
+        "--sw": config.getoption("stepwise", False),
+    }
+    return [flag for flag, value in given.items() if value]

@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from pytest_rewardkit.evaluation import MISSING, RowOutcome
 
@@ -48,6 +48,9 @@ class GroupFigures(BaseModel):
     pass_rate: float
 
 
+SuiteKey = tuple[str, str, str]  # (suite, dataset, model): what one summary and one gate check cover
+
+
 class SuiteSummary(BaseModel):
     suite: str
     dataset: str
@@ -63,6 +66,16 @@ class SuiteSummary(BaseModel):
     pass_at_k: dict[str, float]
     pass_hat_k: dict[str, float]
     by_group: dict[str, dict[str, GroupFigures]] = {}
+    # What the run was meant to score (None: not known, e.g. outcomes scored outside pytest).
+    selected: int | None = None
+    deselected: int = 0
+    limit: int | None = None
+    skipped: int = 0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def error_rate(self) -> float:
+        return self.errored / self.rows if self.rows else 0.0
 
 
 def summarize(outcomes: list[RowOutcome], ks: list[int] | None = None) -> list[SuiteSummary]:
@@ -120,43 +133,184 @@ def natural_key(value: str) -> tuple[int, float, str]:
         return (1, 0.0, value)
 
 
-class GateVerdict(BaseModel):
-    min_pass_rate: float
-    met: bool
-    line: str
+class Selection(BaseModel):
+    """What the run was meant to score for one (suite, dataset, model): the rows selected to run
+    after the user's own narrowing (-k, -m, --deselect, --lf, node ids, --rk-limit)."""
+
+    suite: str
+    dataset: str
+    model: str
+    selected: int = 0
+    deselected: int = 0
+    limit: int | None = None
+
+    @property
+    def key(self) -> SuiteKey:
+        return self.suite, self.dataset, self.model
 
 
-def gate(summaries: list[SuiteSummary], min_pass_rate: float) -> GateVerdict:
-    """Met when every (dataset, model) reaches the rate. Nothing evaluated never meets it."""
-    if not summaries:
-        return GateVerdict(
-            min_pass_rate=min_pass_rate, met=False, line="rewardkit gate: FAILED (no rows were evaluated)"
+class RunFacts(BaseModel):
+    """What pytest knows about the run beyond the scored rows, for the gate and the summary."""
+
+    selections: list[Selection] = []
+    skipped: dict[str, int] = {}  # by "suite/dataset/model": rows skipped on purpose (skip markers)
+    deselected_by: list[str] = []  # the options that narrowed the selection, e.g. ["-k"]
+    stopped: str | None = None  # pytest stopped early (-x, --maxfail): its reason
+    outside_failures: list[str] = []  # failed tests that are not rows' verdicts
+    outside_failure_count: int = 0  # pytest's count, which also covers what the names miss
+    collection_errors: list[str] = []
+
+    def skipped_rows(self, key: SuiteKey) -> int:
+        return self.skipped.get("/".join(key), 0)
+
+
+def annotate(summaries: list[SuiteSummary], facts: RunFacts) -> list[SuiteSummary]:
+    """The summaries with what was selected, skipped and left unrun; a selected suite none of
+    whose rows ran gets an (empty) summary too, so that it is reported and gated."""
+    by_key = {(s.suite, s.dataset, s.model): s for s in summaries}
+    selections = {s.key: s for s in facts.selections}
+    for key in selections.keys() - by_key.keys():
+        by_key[key] = _empty_summary(key)
+    annotated = []
+    for key, summary in sorted(by_key.items()):
+        selection = selections.get(key)
+        skipped = facts.skipped_rows(key)
+        annotated.append(
+            summary.model_copy(
+                update={
+                    "selected": selection.selected if selection else None,
+                    "deselected": selection.deselected if selection else 0,
+                    "limit": selection.limit if selection else None,
+                    "skipped": skipped,
+                }
+            )
         )
-    short = [s for s in summaries if s.pass_rate < min_pass_rate]
-    if short:
-        detail = ", ".join(f"{s.suite}/{s.model} {s.pass_rate:.1%}" for s in short)
-        return GateVerdict(
-            min_pass_rate=min_pass_rate,
-            met=False,
-            line=f"rewardkit gate: FAILED (min pass rate {min_pass_rate:.1%}; below: {detail}) -> exit 1",
-        )
-    return GateVerdict(
-        min_pass_rate=min_pass_rate,
-        met=True,
-        line=f"rewardkit gate: PASSED (every pass rate >= {min_pass_rate:.1%}) -> exit 0",
+    return annotated
+
+
+def _empty_summary(key: SuiteKey) -> SuiteSummary:
+    suite, dataset, model = key
+    return SuiteSummary(
+        suite=suite,
+        dataset=dataset,
+        model=model,
+        rows=0,
+        variants=0,
+        passed=0,
+        failed=0,
+        errored=0,
+        pass_rate=0.0,
+        pass_rate_ci95=(0.0, 1.0),
+        mean_reward=None,
+        pass_at_k={},
+        pass_hat_k={},
     )
 
 
-def format_summary(summaries: list[SuiteSummary]) -> list[str]:
+class GateSpec(BaseModel):
+    """The bar a (dataset, model) must clear."""
+
+    min_pass_rate: float
+    max_error_rate: float = 0.0
+
+
+class GateVerdict(BaseModel):
+    min_pass_rate: float | None
+    max_error_rate: float | None
+    met: bool
+    reasons: list[str]
+    exit_status: int
+    line: str
+
+
+def gate(summaries: list[SuiteSummary], spec: GateSpec, facts: RunFacts | None = None) -> GateVerdict:
+    """Met when the run is complete and every (dataset, model) reaches the pass rate with no
+    more errored rows than tolerated. Nothing evaluated never meets it. The exit status is 0
+    only when the gate is met and nothing outside it (an ordinary test, a collection error)
+    failed: the gate forgives low rewards, never anything else."""
+    facts = facts or RunFacts()
+    reasons: list[str] = []
+    if facts.stopped:
+        reasons.append(f"stopped early: {facts.stopped}")
+    incomplete = [
+        f"{s.suite}/{s.model} {s.rows} of {expected} rows ran"
+        for s in summaries
+        if s.selected is not None and s.rows < (expected := s.selected - s.skipped)
+    ]
+    if incomplete:
+        reasons.append("incomplete: " + ", ".join(incomplete))
+    if not any(s.rows for s in summaries):
+        reasons.append("no rows were evaluated")
+    below = [f"{s.suite}/{s.model} {s.pass_rate:.1%}" for s in summaries if s.rows and s.pass_rate < spec.min_pass_rate]
+    if below:
+        reasons.append(f"min pass rate {spec.min_pass_rate:.1%}; below: {', '.join(below)}")
+    errored = [
+        f"{s.suite}/{s.model} {s.errored} of {s.rows} rows ({s.error_rate:.1%})"
+        for s in summaries
+        if s.rows and s.error_rate > spec.max_error_rate
+    ]
+    if errored:
+        reasons.append(f"errored: {', '.join(errored)} > max {spec.max_error_rate:.1%}")
+    met = not reasons
+    outside = _outside(facts)
+    exit_status = 0 if met and not outside else 1
+    if met:
+        line = f"rewardkit gate: PASSED (every pass rate >= {spec.min_pass_rate:.1%}, error rate <= "
+        line += f"{spec.max_error_rate:.1%})"
+        line += f"; exit 1: {outside}" if outside else " -> exit 0"
+    else:
+        line = f"rewardkit gate: FAILED ({'; '.join(reasons)}) -> exit 1"
+    return GateVerdict(
+        min_pass_rate=spec.min_pass_rate,
+        max_error_rate=spec.max_error_rate,
+        met=met,
+        reasons=reasons,
+        exit_status=exit_status,
+        line=line,
+    )
+
+
+def _outside(facts: RunFacts) -> str:
+    """What failed that the gate does not judge, in words ('' when nothing)."""
+    parts = []
+    if facts.outside_failure_count:
+        names = ", ".join(facts.outside_failures[:3]) + (", ..." if len(facts.outside_failures) > 3 else "")
+        count = facts.outside_failure_count
+        parts.append(f"{count} failure{'s' if count > 1 else ''} outside the gate" + (f" ({names})" if names else ""))
+    if facts.collection_errors:
+        count = len(facts.collection_errors)
+        names = ", ".join(facts.collection_errors[:3]) + (", ..." if count > 3 else "")
+        parts.append(f"{count} collection error{'s' if count > 1 else ''} ({names})")
+    return "; ".join(parts)
+
+
+def not_applied(exit_status: int, why: str) -> GateVerdict:
+    """The verdict of a run that ended before the gate could judge it (interrupted, internal or
+    usage error): pytest's own non-zero status stands."""
+    return GateVerdict(
+        min_pass_rate=None,
+        max_error_rate=None,
+        met=False,
+        reasons=[why],
+        exit_status=exit_status,
+        line=f"rewardkit gate: not applied ({why}) -> exit {exit_status}",
+    )
+
+
+def format_summary(summaries: list[SuiteSummary], deselected_by: list[str] | None = None) -> list[str]:
     lines: list[str] = []
     for s in summaries:
         lo, hi = s.pass_rate_ci95
         mean = "n/a" if s.mean_reward is None else f"{s.mean_reward:.3f}"
         lines.append(f"{s.suite} [{s.model}]  {s.dataset}")
+        lines.extend(_selection_lines(s, deselected_by or []))
         lines.append(
             f"  rows {s.rows}  variants {s.variants}  passed {s.passed}  failed {s.failed}  errored {s.errored}"
         )
-        lines.append(f"  pass rate {s.pass_rate:.1%}  (95% CI {lo:.1%}-{hi:.1%})  mean reward {mean}")
+        if not s.rows:
+            continue
+        errored = f"  errored {s.error_rate:.1%}" if s.errored else ""
+        lines.append(f"  pass rate {s.pass_rate:.1%}  (95% CI {lo:.1%}-{hi:.1%}){errored}  mean reward {mean}")
         if s.pass_at_k:
             at = "  ".join(f"pass@{k} {v:.3f}" for k, v in s.pass_at_k.items())
             hat = "  ".join(f"pass^{k} {v:.3f}" for k, v in s.pass_hat_k.items())
@@ -169,6 +323,25 @@ def format_summary(summaries: list[SuiteSummary]) -> list[str]:
             width = max(len(v) for v in values)
             for value, fig in values.items():
                 lines.append(f"    {value:<{width}}  {fig.passed:>5}/{fig.rows:<5} {fig.pass_rate:7.1%}")
+    return lines
+
+
+def _selection_lines(s: SuiteSummary, deselected_by: list[str]) -> list[str]:
+    """What the figures cover, when that is not simply every row of the dataset."""
+    lines = []
+    if s.limit is not None:
+        lines.append(f"  selected the first {s.limit} rows (--rk-limit {s.limit})")
+    if not s.deselected and "--lf" in deselected_by:
+        lines.append(f"  selected {s.selected} row{'s' if s.selected != 1 else ''} (--lf)")
+    if s.deselected:
+        why = f": {', '.join(deselected_by)}" if deselected_by else ""
+        lines.append(
+            f"  selected {s.selected} of {(s.selected or 0) + s.deselected} rows (deselected {s.deselected}{why})"
+        )
+    if s.skipped:
+        lines.append(f"  skipped {s.skipped} row{'s' if s.skipped > 1 else ''}")
+    if s.selected is not None and s.rows < s.selected - s.skipped:
+        lines.append(f"  incomplete: {s.rows} of {s.selected - s.skipped} rows ran")
     return lines
 
 

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from pytest_rewardkit.config import Options
     from pytest_rewardkit.evaluation import RowOutcome
     from pytest_rewardkit.generation import Generator
+    from pytest_rewardkit.report import Selection
 
 CONFIG_NAMES = ("rewardkit.yaml", "rewardkit.yml")
 PROPERTY = "rewardkit"  # the user_properties name that carries a row outcome to the controller
@@ -20,6 +21,11 @@ RAW_OPTIONS_KEY = pytest.StashKey[dict[str, Any]]()
 OPTIONS_KEY: pytest.StashKey[Options] = pytest.StashKey()
 GENERATOR_KEY: pytest.StashKey[Generator] = pytest.StashKey()
 OUTCOME_KEY: pytest.StashKey[RowOutcome] = pytest.StashKey()  # on an item, once it is scored
+# The gate's completeness check: rows deselected per (suite, dataset, model), and what each
+# should score (an xdist worker sends the latter in its workeroutput under SELECTIONS_OUTPUT).
+DESELECTED_KEY: pytest.StashKey[dict[tuple[str, str, str], int]] = pytest.StashKey()
+SELECTIONS_KEY: pytest.StashKey[list[Selection]] = pytest.StashKey()
+SELECTIONS_OUTPUT = "rewardkit_selections"
 
 
 def options(config: pytest.Config) -> Options:

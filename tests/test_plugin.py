@@ -178,7 +178,10 @@ def test_gate_met_exits_0_even_with_failed_items(pytester: pytest.Pytester, mixe
     result = pytester.runpytest("--rk-min-pass-rate", "0.75", "--rk-output", "")
     result.assert_outcomes(passed=3, failed=1)
     assert result.ret == pytest.ExitCode.OK
-    assert result.stdout.lines.count("rewardkit gate: PASSED (every pass rate >= 75.0%) -> exit 0") == 1
+    assert (
+        result.stdout.lines.count("rewardkit gate: PASSED (every pass rate >= 75.0%, error rate <= 0.0%) -> exit 0")
+        == 1
+    )
 
 
 def test_gate_not_met_exits_1(pytester: pytest.Pytester, mixed_suite: list[dict[str, Any]]) -> None:
@@ -198,7 +201,7 @@ def test_gate_with_no_rows_is_not_met(quiet_pytester: pytest.Pytester) -> None:
     quiet_pytester.makepyfile("def test_plain(): pass")
     result = quiet_pytester.runpytest("--rk-min-pass-rate", "0")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["rewardkit gate: FAILED (no rows were evaluated)"])
+    result.stdout.fnmatch_lines(["rewardkit gate: FAILED (no rows were evaluated) -> exit 1"])
 
 
 def test_gate_counts_every_dataset_on_its_own(

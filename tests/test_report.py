@@ -12,7 +12,11 @@ import pytest
 from pytest_rewardkit import EvaluateResult, Message, MetricResult
 from pytest_rewardkit.evaluation import RowOutcome, VariantResult
 from pytest_rewardkit.report import (
+    GateSpec,
     ResultsWriter,
+    RunFacts,
+    Selection,
+    annotate,
     format_summary,
     gate,
     pass_at_k,
@@ -161,22 +165,47 @@ def test_one_summary_per_dataset_and_model_in_any_order() -> None:
 
 def test_gate_met_when_every_pass_rate_reaches_the_minimum() -> None:
     summaries = summarize([outcome("a", [1.0]), outcome("b", [0.0]), outcome("c", [1.0], suite="code")])
-    verdict = gate(summaries, 0.5)
+    verdict = gate(summaries, GateSpec(min_pass_rate=0.5))
     assert verdict.met
-    assert verdict.line == "rewardkit gate: PASSED (every pass rate >= 50.0%) -> exit 0"
+    assert verdict.line == "rewardkit gate: PASSED (every pass rate >= 50.0%, error rate <= 0.0%) -> exit 0"
 
 
 def test_gate_not_met_names_the_suites_below() -> None:
     summaries = summarize([outcome("a", [1.0]), outcome("b", [0.0]), outcome("c", [1.0], suite="code")])
-    verdict = gate(summaries, 0.6)
+    verdict = gate(summaries, GateSpec(min_pass_rate=0.6))
     assert not verdict.met
     assert verdict.line == "rewardkit gate: FAILED (min pass rate 60.0%; below: math/dataset 50.0%) -> exit 1"
 
 
 def test_gate_with_no_rows_is_not_met() -> None:
-    verdict = gate([], 0.0)
+    verdict = gate([], GateSpec(min_pass_rate=0.0))
     assert not verdict.met
     assert "no rows were evaluated" in verdict.line
+
+
+def test_gate_judges_completeness_errors_and_what_failed_outside_it() -> None:
+    rows = [outcome("a", [1.0]), outcome("b", [1.0]), outcome("c", [], error="cassette missing")]
+    selection = Selection(suite="math", dataset="math/dataset.jsonl", model="dataset", selected=4)
+    facts = RunFacts(selections=[selection], skipped={"math/math/dataset.jsonl/dataset": 1})
+    summaries = annotate(summarize(rows), facts)
+    assert gate(summaries, GateSpec(min_pass_rate=0.5, max_error_rate=0.4), facts).exit_status == 0
+    verdict = gate(summaries, GateSpec(min_pass_rate=0.5), facts)
+    assert verdict.reasons == ["errored: math/dataset 1 of 3 rows (33.3%) > max 0.0%"]
+    facts.skipped = {}
+    verdict = gate(annotate(summarize(rows), facts), GateSpec(min_pass_rate=0.5, max_error_rate=1), facts)
+    assert verdict.reasons == ["incomplete: math/dataset 3 of 4 rows ran"]
+    outside = RunFacts(outside_failures=["test_unit.py::test_unit"], outside_failure_count=1)
+    verdict = gate(summarize(rows[:2]), GateSpec(min_pass_rate=1), outside)
+    assert (verdict.met, verdict.exit_status) == (True, 1)
+    assert verdict.line.endswith("; exit 1: 1 failure outside the gate (test_unit.py::test_unit)")
+
+
+def test_a_selected_suite_none_of_whose_rows_ran_is_reported_and_fails_the_gate() -> None:
+    facts = RunFacts(selections=[Selection(suite="code", dataset="code/dataset.jsonl", model="m", selected=2)])
+    summaries = annotate(summarize([outcome("a", [1.0])]), facts)
+    assert [(s.suite, s.rows, s.selected) for s in summaries] == [("code", 0, 2), ("math", 1, None)]
+    assert "  incomplete: 0 of 2 rows ran" in format_summary(summaries)
+    assert gate(summaries, GateSpec(min_pass_rate=0), facts).reasons == ["incomplete: code/m 0 of 2 rows ran"]
 
 
 def test_format_summary_states_every_figure() -> None:
@@ -215,7 +244,7 @@ def test_finish_writes_the_summary_json(tmp_path: Path) -> None:
     for row in rows:
         writer.write(row)
     summaries = summarize(rows)
-    writer.finish(summaries, gate(summaries, 0.9))
+    writer.finish(summaries, gate(summaries, GateSpec(min_pass_rate=0.9)))
     payload = json.loads((tmp_path / "summary.json").read_text())
     assert payload["summaries"] == [s.model_dump(mode="json") for s in summaries]
     assert payload["summaries"][0]["pass_rate"] == 0.5

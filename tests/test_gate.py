@@ -1,0 +1,285 @@
+"""The gate as CI sees it: the whole run's exit status, serial and under xdist.
+
+The matrix below is the contract written down in the README's "Gate" section; a change to an
+expected status here must change the README too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from conftest import ChatRow, MakeSuite
+
+OK, FAILED, INTERRUPTED = pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.INTERRUPTED
+
+FAILING_TEST = "def test_unit():\n    assert 1 + 1 == 3\n"
+BROKEN_TEST = "def test_broken(:\n"
+INTERRUPTING_TEST = "def test_interrupted():\n    raise KeyboardInterrupt\n"
+
+
+@pytest.fixture
+def low_suite(make_suite: MakeSuite, chat_row: ChatRow) -> None:
+    """Three rows, one of which scores below the threshold: a pass rate of 2/3."""
+    make_suite([chat_row("a", "1", "1"), chat_row("b", "2", "3"), chat_row("c", "3", "3")])
+
+
+def run(pytester: pytest.Pytester, xdist: bool, *args: str) -> pytest.RunResult:
+    if xdist:
+        return pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider", "--rk-output", "", *args)
+    # no_reraise_ctrlc: an inner run's KeyboardInterrupt is its exit status, not this session's.
+    return pytester.runpytest("-p", "no:cacheprovider", "--rk-output", "", *args, no_reraise_ctrlc=True)
+
+
+@pytest.fixture(params=[False, True], ids=["serial", "xdist"])
+def xdist(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+# --- the exit-status matrix (README, "Gate") -------------------------------------------------
+
+
+def test_matrix_low_rows_only(pytester: pytest.Pytester, low_suite: None, xdist: bool) -> None:
+    assert run(pytester, xdist).ret == FAILED  # no gate: a low row fails like any test
+    met = run(pytester, xdist, "--rk-min-pass-rate", "0.6")
+    assert met.ret == OK
+    met.stdout.fnmatch_lines(["rewardkit gate: PASSED*-> exit 0"])
+    missed = run(pytester, xdist, "--rk-min-pass-rate", "0.7")
+    assert missed.ret == FAILED
+    missed.stdout.fnmatch_lines(["rewardkit gate: FAILED*below: suite/dataset 66.7%*-> exit 1"])
+
+
+def test_matrix_plus_a_failing_ordinary_test(pytester: pytest.Pytester, low_suite: None, xdist: bool) -> None:
+    pytester.makepyfile(test_unit=FAILING_TEST)
+    result = run(pytester, xdist, "--rk-min-pass-rate", "0.5")
+    assert result.ret == FAILED
+    result.stdout.fnmatch_lines(
+        ["rewardkit gate: PASSED*; exit 1: 1 failure outside the gate (test_unit.py::test_unit)"]
+    )
+
+
+def test_matrix_plus_a_collection_error(pytester: pytest.Pytester, low_suite: None, xdist: bool) -> None:
+    pytester.makepyfile(test_broken=BROKEN_TEST)
+    # pytest stops before running anything; pytest-xdist runs what collected and exits 1.
+    assert run(pytester, xdist, "--rk-min-pass-rate", "0.5").ret == (FAILED if xdist else INTERRUPTED)
+    result = run(pytester, xdist, "--rk-min-pass-rate", "0.5", "--continue-on-collection-errors")
+    assert result.ret == FAILED
+    result.stdout.fnmatch_lines(["rewardkit gate: PASSED*; exit 1: 1 collection error (test_broken.py)"])
+
+
+def test_matrix_plus_x(pytester: pytest.Pytester, low_suite: None, xdist: bool) -> None:
+    result = run(pytester, xdist, "-x", "--rk-min-pass-rate", "0.5")
+    if xdist:  # pytest-xdist ends a run stopped by -x as interrupted
+        assert result.ret == INTERRUPTED
+        result.stdout.fnmatch_lines(["rewardkit gate: not applied (run interrupted) -> exit 2"])
+    else:
+        assert result.ret == FAILED
+        result.stdout.fnmatch_lines(["rewardkit gate: FAILED (stopped early*-> exit 1"])
+
+
+def test_matrix_plus_keyboard_interrupt(pytester: pytest.Pytester, low_suite: None, xdist: bool) -> None:
+    pytester.makepyfile(test_zz_interrupt=INTERRUPTING_TEST)
+    result = run(pytester, xdist, "--rk-min-pass-rate", "0.5")
+    assert result.ret == INTERRUPTED
+
+
+def test_matrix_plus_errored_rows(
+    pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow, xdist: bool
+) -> None:
+    rows = [chat_row("a", "1", "1"), chat_row("b", "2", "3"), chat_row("c", "3", "3")]
+    make_suite(rows, bad_lines={3: "{oops"})
+    result = run(pytester, xdist, "--rk-min-pass-rate", "0.5")
+    assert result.ret == FAILED
+    result.stdout.fnmatch_lines(
+        ["rewardkit gate: FAILED*errored: suite/dataset 1 of 4 rows (25.0%) > max 0.0%*-> exit 1"]
+    )
+    tolerated = run(pytester, xdist, "--rk-min-pass-rate", "0.5", "--rk-max-error-rate", "0.25")
+    assert tolerated.ret == OK
+
+
+# --- item 1: the gate decides only about rewardkit rows --------------------------------------
+
+
+def test_a_failing_ordinary_test_keeps_exit_1_when_the_gate_is_met(pytester: pytest.Pytester, low_suite: None) -> None:
+    pytester.makepyfile(test_unit=FAILING_TEST)
+    result = pytester.runpytest("suite", "test_unit.py", "--rk-min-pass-rate", "0.5", "--rk-output", "")
+    result.assert_outcomes(passed=2, failed=2)
+    assert result.ret == FAILED
+
+
+def test_an_erroring_fixture_of_an_ordinary_test_keeps_exit_1(pytester: pytest.Pytester, low_suite: None) -> None:
+    pytester.makepyfile(
+        test_unit="""
+        import pytest
+
+        @pytest.fixture
+        def broken():
+            raise RuntimeError("fixture broke")
+
+        def test_unit(broken):
+            pass
+        """
+    )
+    result = pytester.runpytest("--rk-min-pass-rate", "0.5", "--rk-output", "")
+    result.assert_outcomes(passed=2, failed=1, errors=1)
+    assert result.ret == FAILED
+
+
+def test_a_marked_test_failing_its_own_assertion_is_not_the_gates_to_forgive(
+    pytester: pytest.Pytester, low_suite: None
+) -> None:
+    pytester.makepyfile(
+        test_marked="""
+        import pytest
+
+        @pytest.mark.rewardkit("suite")
+        def test_rows(rk_case):
+            rk_case.evaluate(check=False)
+            assert rk_case.row_id != "c", "the test's own check"
+        """
+    )
+    result = pytester.runpytest("test_marked.py", "--rk-min-pass-rate", "0.5", "--rk-output", "")
+    result.assert_outcomes(passed=2, failed=1)
+    assert result.ret == FAILED
+    # A low reward raised by the row's own check is the gate's to judge.
+    pytester.makepyfile(
+        test_marked="""
+        import pytest
+
+        @pytest.mark.rewardkit("suite")
+        def test_rows(rk_case):
+            rk_case.evaluate()
+        """
+    )
+    assert pytester.runpytest("test_marked.py", "--rk-min-pass-rate", "0.5", "--rk-output", "").ret == OK
+
+
+def test_an_interrupted_run_says_the_gate_was_not_applied(pytester: pytest.Pytester, low_suite: None) -> None:
+    pytester.makepyfile(test_zz_interrupt=INTERRUPTING_TEST)
+    result = pytester.runpytest("--rk-min-pass-rate", "0.5", "--rk-output", "", no_reraise_ctrlc=True)
+    assert result.ret == INTERRUPTED
+    result.stdout.fnmatch_lines(["rewardkit gate: not applied (run interrupted) -> exit 2"])
+
+
+# --- item 2: incomplete runs ------------------------------------------------------------------
+
+
+def test_x_stopping_after_2_of_3_rows_is_incomplete(pytester: pytest.Pytester, low_suite: None) -> None:
+    result = pytester.runpytest("-x", "--rk-min-pass-rate", "0.5", "--rk-output", "")
+    result.assert_outcomes(passed=1, failed=1)
+    assert result.ret == FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "  incomplete: 2 of 3 rows ran",
+            "rewardkit gate: FAILED (stopped early: stopping after 1 failures; "
+            "incomplete: suite/dataset 2 of 3 rows ran) -> exit 1",
+        ]
+    )
+
+
+def test_maxfail_stopping_early_is_incomplete(
+    pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow
+) -> None:
+    make_suite([chat_row(f"r{i}", "0" if i < 2 else "1", "1") for i in range(6)])
+    result = pytester.runpytest("--maxfail", "2", "--rk-min-pass-rate", "0.1", "--rk-output", "")
+    assert result.ret == FAILED
+    result.stdout.fnmatch_lines(["*incomplete: suite/dataset 2 of 6 rows ran*"])
+
+
+def test_a_suite_that_failed_to_collect_fails_the_gate(
+    pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow
+) -> None:
+    make_suite([chat_row("a", "1", "1")], folder="good")
+    broken = make_suite([chat_row("b", "1", "1")], folder="broken")
+    (broken / "rewardkit.yaml").write_text("reward: [unclosed\n", encoding="utf-8")
+    result = pytester.runpytest("--continue-on-collection-errors", "--rk-min-pass-rate", "0.5", "--rk-output", "")
+    result.assert_outcomes(passed=1, errors=1)
+    assert result.ret == FAILED
+    result.stdout.fnmatch_lines(["rewardkit gate: PASSED*; exit 1: 1 collection error (broken/rewardkit.yaml)"])
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["-k", "not b"], "  selected 2 of 3 rows (deselected 1: -k)"),
+        (["--deselect", "suite/rewardkit.yaml::b"], "  selected 2 of 3 rows (deselected 1: --deselect)"),
+        (["--rk-limit", "2"], "  selected the first 2 rows (--rk-limit 2)"),
+    ],
+)
+def test_an_intended_selection_is_gated_on_what_was_selected_and_said(
+    pytester: pytest.Pytester, low_suite: None, args: list[str], said: str
+) -> None:
+    result = pytester.runpytest(*args, "--rk-min-pass-rate", "0.5", "--rk-output", "")
+    assert result.ret == OK
+    result.stdout.fnmatch_lines([said, "rewardkit gate: PASSED*-> exit 0"])
+    assert "incomplete" not in result.stdout.str()
+
+
+def test_lf_is_an_intended_selection(pytester: pytest.Pytester, low_suite: None) -> None:
+    pytester.runpytest("--rk-output", "")
+    result = pytester.runpytest("--lf", "--rk-min-pass-rate", "0", "--rk-output", "")
+    result.assert_outcomes(failed=1)
+    assert result.ret == OK
+    result.stdout.fnmatch_lines(["  selected 1 row (--lf)"])
+
+
+def test_a_skipped_marked_row_is_said_and_not_incomplete(pytester: pytest.Pytester, low_suite: None) -> None:
+    pytester.makepyfile(
+        test_marked="""
+        import pytest
+
+        @pytest.mark.rewardkit("suite")
+        def test_rows(rk_case):
+            if rk_case.row_id == "b":
+                pytest.skip("not today")
+            rk_case.evaluate()
+        """
+    )
+    result = pytester.runpytest("test_marked.py", "--rk-min-pass-rate", "1", "--rk-output", "")
+    result.assert_outcomes(passed=2, skipped=1)
+    assert result.ret == OK
+    result.stdout.fnmatch_lines(["  skipped 1 row"])
+
+
+# --- item 3: errored rows count against the gate ----------------------------------------------
+
+
+def test_errored_rows_fail_the_gate_by_default_and_show_beside_the_pass_rate(
+    pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow
+) -> None:
+    rows = [chat_row(f"r{i}", "1", "1") for i in range(9)]
+    make_suite(rows, bad_lines={0: "{oops"})
+    result = pytester.runpytest("--rk-min-pass-rate", "0.5", "--rk-output", "")
+    assert result.ret == FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "  pass rate 90.0%  (95% CI *)  errored 10.0%  mean reward 1.000",
+            "rewardkit gate: FAILED (errored: suite/dataset 1 of 10 rows (10.0%) > max 0.0%) -> exit 1",
+        ]
+    )
+    result = pytester.runpytest("--rk-min-pass-rate", "0.5", "--rk-max-error-rate", "0.1", "--rk-output", "")
+    assert result.ret == OK
+    result.stdout.fnmatch_lines(["rewardkit gate: PASSED (every pass rate >= 50.0%, error rate <= 10.0%) -> exit 0"])
+
+
+def test_max_error_rate_is_checked_at_start_up(quiet_pytester: pytest.Pytester) -> None:
+    result = quiet_pytester.runpytest("--rk-max-error-rate", "1.5")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--rk-max-error-rate" in result.stderr.str()
+
+
+def test_max_error_rate_alone_is_a_usage_error(quiet_pytester: pytest.Pytester) -> None:
+    result = quiet_pytester.runpytest("--rk-max-error-rate", "0.1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--rk-max-error-rate" in result.stderr.str() and "--rk-min-pass-rate" in result.stderr.str()
+
+
+def test_a_generation_error_counts_as_errored(
+    pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow
+) -> None:
+    make_suite([chat_row("a", "1", "1"), chat_row("b", None, "1")])
+    result = pytester.runpytest("--rk-min-pass-rate", "0.5", "--rk-output", "")
+    assert result.ret == FAILED
+    result.stdout.fnmatch_lines(["*errored: suite/dataset 1 of 2 rows (50.0%)*"])
