@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pytest_rewardkit.models import ResponseStats
+
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 
 Aggregate = Literal["mean", "min", "max"]
@@ -57,6 +59,18 @@ class GenerationDefaults(SamplingParams):
     _check_url = field_validator("base_url")(_http_url)
 
 
+class Price(_Strict):
+    """A model's price per million tokens (any one currency, the same across a suite)."""
+
+    prompt: float = Field(ge=0.0, description="per million prompt (input) tokens")
+    completion: float = Field(ge=0.0, description="per million completion (output) tokens")
+
+    def cost(self, stats: ResponseStats) -> float | None:
+        if stats.prompt_tokens is None and stats.completion_tokens is None:
+            return None
+        return ((stats.prompt_tokens or 0) * self.prompt + (stats.completion_tokens or 0) * self.completion) / 1e6
+
+
 class SuiteConfig(_Strict):
     """`rewardkit.yaml`: what a suite scores and how."""
 
@@ -68,6 +82,7 @@ class SuiteConfig(_Strict):
     aggregate: Aggregate = "mean"
     generation: GenerationDefaults = Field(default_factory=GenerationDefaults)
     models: dict[str, str] = Field(default_factory=dict, description="extra model aliases")
+    prices: dict[str, Price] = Field(default_factory=dict, description="per model alias or name: cost per 1M tokens")
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -226,6 +241,7 @@ class Settings(BaseModel):
     sampling: SamplingParams
     base_url: str | None
     model_aliases: dict[str, str]
+    prices: dict[str, Price] = {}
     limit: int | None
     group_by: list[str]
 
@@ -266,6 +282,7 @@ def combine(config_path: Path, config: SuiteConfig, options: Options, root: Path
         ),
         base_url=options.base_url or gen.base_url,
         model_aliases=config.models,
+        prices=config.prices,
         limit=options.limit,
         group_by=options.group_by,
     )

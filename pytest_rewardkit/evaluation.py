@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from pytest_rewardkit.config import Settings
-from pytest_rewardkit.models import EvaluateResult, Message, Row, excerpt
+from pytest_rewardkit.models import EvaluateResult, Message, ResponseStats, Row, excerpt
 from pytest_rewardkit.reward import RewardFunction
 from pytest_rewardkit.rewards import resolve_reward
 
@@ -41,6 +41,16 @@ class VariantResult(BaseModel):
     result: EvaluateResult | None
     error: str | None = None
     passed: bool = False
+    stats: ResponseStats | None = None  # tokens, finish reason, latency, cost: when the source knows them
+
+
+class Responses(list[Message]):
+    """A row's responses in variant order, with what each cost (`stats`, same order). A response
+    source may return a plain list instead: then nothing is known about cost."""
+
+    def __init__(self, messages: list[Message], stats: list[ResponseStats]) -> None:
+        super().__init__(messages)
+        self.stats = stats
 
 
 class RowOutcome(BaseModel):
@@ -211,6 +221,10 @@ def evaluate_case(case: Case, reward: RewardFunction | None = None) -> RowOutcom
     except (RowError, LookupError) as exc:
         return RowOutcome(**base, prompt=case.row.messages, variants=[], reward=None, passed=False, error=str(exc))
     variants = [score_variant(reward, case, i, response) for i, response in enumerate(responses)]
+    if isinstance(responses, Responses):
+        price = settings.prices.get(settings.model or "")
+        for variant, stats in zip(variants, responses.stats, strict=False):
+            variant.stats = stats if price is None else stats.model_copy(update={"cost": price.cost(stats)})
     errors = [v for v in variants if v.error]
     if errors:
         return RowOutcome(

@@ -61,12 +61,8 @@ def _variant(v: VariantResult) -> dict[str, Any]:
         "passed": v.passed,
         "error": v.error,
         "response": v.response.to_api() if v.response else None,
-        **{key: value for key, value in v.model_dump(mode="json", include=_STATS_FIELDS).items() if value is not None},
+        "stats": v.stats.model_dump(mode="json") if v.stats else None,
     }
-
-
-# Cost and latency per response, when the outcome carries them.
-_STATS_FIELDS = {"usage", "finish_reason", "latency_s"}
 
 
 def _row(outcome: RowOutcome, combo: int) -> dict[str, Any]:

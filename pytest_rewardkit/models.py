@@ -49,6 +49,26 @@ class Message(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
+class ResponseStats(BaseModel):
+    """What one response cost, from its request's recorded exchange.
+
+    An API reports usage per request; when one request returned several responses (`n`), its
+    prompt tokens are split evenly and its completion tokens by response length, so totals stay
+    exact and the per-response figures are marked `estimated`."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    estimated: bool = False
+    finish_reason: str | None = None
+    latency_s: float | None = Field(default=None, description="wall time of the response's request, at record time")
+    cost: float | None = Field(default=None, description="in the price table's currency, when the suite has one")
+
+    @property
+    def truncated(self) -> bool:
+        """The response stopped at max_tokens."""
+        return self.finish_reason == "length"
+
+
 class MetricResult(BaseModel):
     """One named sub-score of a reward."""
 

@@ -25,6 +25,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import yaml
 
+from pytest_rewardkit.models import ResponseStats, content_text
+
 CASSETTE_VERSION = 1  # vcrpy's cassette format version
 
 SECRET_HEADERS = frozenset(
@@ -62,6 +64,7 @@ class Interaction:
     status: int
     response_headers: dict[str, str]
     response_body: dict[str, Any]
+    latency_s: float | None = None  # wall time of the exchange, measured when it was recorded
 
     def scrubbed(self, secrets: list[str]) -> Interaction:
         """This exchange with credentials (headers, key query parameters, the key anywhere in a
@@ -86,6 +89,39 @@ class Interaction:
     @property
     def choices(self) -> list[dict[str, Any]]:
         return [c for c in self.response_body.get("choices", []) if isinstance(c, dict)]
+
+    def choice_stats(self) -> list[ResponseStats]:
+        """Per choice: finish reason, latency and its share of the request's token usage."""
+        choices = self.choices
+        usage = self.response_body.get("usage")
+        usage = usage if isinstance(usage, dict) else {}
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        lengths = [len(content_text((c.get("message") or {}).get("content"))) + 1 for c in choices]
+        prompts = _apportion(prompt, [1] * len(choices))
+        completions = _apportion(completion, lengths)
+        return [
+            ResponseStats(
+                prompt_tokens=p,
+                completion_tokens=c,
+                estimated=len(choices) > 1 and (p is not None or c is not None),
+                finish_reason=choice.get("finish_reason") if isinstance(choice.get("finish_reason"), str) else None,
+                latency_s=self.latency_s,
+            )
+            for choice, p, c in zip(choices, prompts, completions, strict=True)
+        ]
+
+
+def _apportion(total: Any, weights: list[int]) -> list[int | None]:
+    """`total` split in proportion to `weights` as integers that sum to it (largest remainder)."""
+    if not isinstance(total, int) or isinstance(total, bool) or not weights:
+        return [None] * len(weights)
+    scale = sum(weights)
+    shares = [total * w / scale for w in weights]
+    parts = [int(share) for share in shares]
+    by_remainder = sorted(range(len(weights)), key=lambda i: parts[i] - shares[i])
+    for i in by_remainder[: total - sum(parts)]:
+        parts[i] += 1
+    return list(parts)
 
 
 def endpoint_path(uri: str) -> str:
@@ -215,6 +251,7 @@ class RowCassette:
                         response_body=_as_json(
                             (response.get("body") or {}).get("string"), path, f"interaction {number} response body"
                         ),
+                        latency_s=float(response["latency_s"]) if response.get("latency_s") is not None else None,
                     )
                 )
             except (KeyError, TypeError, ValueError) as exc:
@@ -234,6 +271,10 @@ class RowCassette:
     def base_urls(self) -> list[str]:
         """The base URLs this cassette's exchanges were recorded against, first seen first."""
         return list(dict.fromkeys(i.base_url for i in self.interactions))
+
+    def recorded_stats(self, key: str) -> list[ResponseStats]:
+        """What each of `recorded_choices(key)` cost, in the same order."""
+        return [s for i in self.interactions if i.status < 300 and i.key == key for s in i.choice_stats()]
 
     def nearest(self, uri: str, body: dict[str, Any]) -> str | None:
         """A diff between a request and the most similar recorded one, for miss messages."""
@@ -273,6 +314,8 @@ class RowCassette:
                     "status": {"code": i.status, "message": "OK" if i.status < 300 else "ERROR"},
                     "headers": {k: [v] for k, v in sorted(response_headers.items())},
                     "body": {"string": response_body},
+                    # Replay has no latency of its own: the recorded one is kept beside the exchange.
+                    **({"latency_s": i.latency_s} if i.latency_s is not None else {}),
                 },
             }
 

@@ -51,6 +51,38 @@ class GroupFigures(BaseModel):
 SuiteKey = tuple[str, str, str]  # (suite, dataset, model): what one summary and one gate check cover
 
 
+class UsageTotals(BaseModel):
+    """Tokens, cost and latency over a (dataset, model)'s responses whose requests reported them."""
+
+    responses: int
+    prompt_tokens: int
+    completion_tokens: int
+    truncated: int  # responses that stopped at max_tokens
+    cost: float | None  # None without a price for the model
+    latency_mean_s: float | None
+    latency_p95_s: float | None
+
+
+def usage_totals(rows: list[RowOutcome]) -> UsageTotals | None:
+    """None when no response carries stats (scored from the dataset, or a source that has none).
+    Sums are exact (math.fsum), so the figures do not depend on the order rows finished in."""
+    stats = [v.stats for r in rows for v in r.variants if v.stats is not None]
+    if not stats:
+        return None
+    costs = [s.cost for s in stats if s.cost is not None]
+    latencies = sorted(s.latency_s for s in stats if s.latency_s is not None)
+    return UsageTotals(
+        responses=len(stats),
+        prompt_tokens=sum(s.prompt_tokens or 0 for s in stats),
+        completion_tokens=sum(s.completion_tokens or 0 for s in stats),
+        truncated=sum(s.truncated for s in stats),
+        cost=math.fsum(costs) if costs else None,
+        latency_mean_s=math.fsum(latencies) / len(latencies) if latencies else None,
+        # Nearest rank: an observed latency, defined for any number of them.
+        latency_p95_s=latencies[math.ceil(0.95 * len(latencies)) - 1] if latencies else None,
+    )
+
+
 class SuiteSummary(BaseModel):
     suite: str
     dataset: str
@@ -66,6 +98,7 @@ class SuiteSummary(BaseModel):
     pass_at_k: dict[str, float]
     pass_hat_k: dict[str, float]
     by_group: dict[str, dict[str, GroupFigures]] = {}
+    usage: UsageTotals | None = None
     # What the run was meant to score (None: not known, e.g. outcomes scored outside pytest).
     selected: int | None = None
     deselected: int = 0
@@ -122,6 +155,7 @@ def _summarize_one(key: tuple[str, str, str], rows: list[RowOutcome], ks: list[i
         pass_at_k=at_k,
         pass_hat_k=hat_k,
         by_group=dict(by_group),
+        usage=usage_totals(rows),
     )
 
 
@@ -315,6 +349,8 @@ def format_summary(summaries: list[SuiteSummary], deselected_by: list[str] | Non
             at = "  ".join(f"pass@{k} {v:.3f}" for k, v in s.pass_at_k.items())
             hat = "  ".join(f"pass^{k} {v:.3f}" for k, v in s.pass_hat_k.items())
             lines.append(f"  {at}  |  {hat}")
+        if s.usage is not None:
+            lines.extend(_usage_lines(s.usage))
         for field, values in s.by_group.items():
             if set(values) == {MISSING}:
                 lines.append(f"  by {field}: no row has a field {field!r} (check the name against the dataset)")
@@ -342,6 +378,19 @@ def _selection_lines(s: SuiteSummary, deselected_by: list[str]) -> list[str]:
         lines.append(f"  skipped {s.skipped} row{'s' if s.skipped > 1 else ''}")
     if s.selected is not None and s.rows < s.selected - s.skipped:
         lines.append(f"  incomplete: {s.rows} of {s.selected - s.skipped} rows ran")
+    return lines
+
+
+def _usage_lines(u: UsageTotals) -> list[str]:
+    parts = [f"  tokens {u.prompt_tokens:,} prompt + {u.completion_tokens:,} completion"]
+    if u.cost is not None:
+        parts.append(f"cost {u.cost:,.4f}")
+    if u.latency_mean_s is not None and u.latency_p95_s is not None:
+        parts.append(f"latency mean {u.latency_mean_s:.2f}s p95 {u.latency_p95_s:.2f}s")
+    lines = ["  ".join(parts)]
+    if u.truncated:
+        plural = "s" if u.truncated != 1 else ""
+        lines.append(f"  {u.truncated} response{plural} hit max_tokens (finish_reason 'length'): raise max_tokens")
     return lines
 
 
@@ -386,6 +435,7 @@ class ResultsWriter:
                 "metrics": {k: m.model_dump() for k, m in result.metrics.items()} if result else {},
                 "passed": v.passed,
                 "error": v.error,
+                "stats": v.stats.model_dump() if v.stats else None,
             }
             self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._file.flush()

@@ -198,9 +198,11 @@ class ChatClient:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.settings.connect_timeout, sock_read=self.settings.read_timeout
         )
+        started = time.perf_counter()
         try:
             async with self.session.post(url, json=body, headers=headers, timeout=timeout) as response:
                 raw = await response.read()
+                latency = time.perf_counter() - started
                 status = response.status
                 response_headers = {str(k): str(v) for k, v in response.headers.items()}
         except TimeoutError as exc:
@@ -235,4 +237,4 @@ class ChatClient:
                 f"{url} answered {status} with JSON that is not a chat completion (no choices[].message): "
                 f"{_excerpt(raw)}"
             )
-        return Interaction("POST", url, headers, body, status, response_headers, parsed)
+        return Interaction("POST", url, headers, body, status, response_headers, parsed, round(latency, 3))

@@ -20,7 +20,7 @@ import aiohttp
 from pydantic import SecretStr, ValidationError
 
 from pytest_rewardkit.auth import describe_places
-from pytest_rewardkit.evaluation import Case, RowError, SessionStop
+from pytest_rewardkit.evaluation import Case, Responses, RowError, SessionStop
 from pytest_rewardkit.generation.client import (
     FIREWORKS_BASE_URL,
     AuthenticationError,
@@ -84,6 +84,12 @@ def _to_message(choice: dict[str, Any], where: str) -> Message:
         return Message.model_validate({"role": "assistant", **choice["message"]})
     except (KeyError, TypeError, ValidationError) as exc:
         raise BadResponse(f"{where}: a recorded choice is not an assistant message: {exc}") from exc
+
+
+def _responses(cassette: RowCassette, key: str, choices: list[dict[str, Any]], n: int) -> Responses:
+    """The first `n` of the request's recorded `choices` as messages, with what each cost."""
+    where = str(cassette.path)
+    return Responses([_to_message(c, where) for c in choices[:n]], cassette.recorded_stats(key)[:n])
 
 
 class Generator:
@@ -169,8 +175,9 @@ class Generator:
     def _url(self, case: Case) -> str:
         return self._base_url(case).rstrip("/") + "/chat/completions"
 
-    def _plan(self, case: Case) -> tuple[RowCassette, dict[str, Any], list[dict[str, Any]], bool]:
-        """The row's cassette, request body, recorded choices, and whether recording may add."""
+    def _plan(self, case: Case) -> tuple[RowCassette, dict[str, Any], str, list[dict[str, Any]], bool]:
+        """The row's cassette, request body and key, the choices recorded for it, and whether
+        recording may add."""
         path = self._cassette_path(case)
         mode = self.config.record_mode
         try:
@@ -178,15 +185,15 @@ class Generator:
         except CassetteError as exc:
             raise RowError(str(exc)) from exc
         body = request_body(case, self._model(case))
-        choices = cassette.recorded_choices(match_key("POST", self._url(case), body))
+        key = match_key("POST", self._url(case), body)
         may_record = mode in ("new_episodes", "all") or (mode == "once" and not cassette.exists)
-        return cassette, body, choices, may_record
+        return cassette, body, key, cassette.recorded_choices(key), may_record
 
     def _replay_only(self, case: Case) -> list[Message] | None:
         """Responses straight from the cassette, or None when recording must fill the gap."""
-        cassette, body, choices, may_record = self._plan(case)
+        cassette, body, key, choices, may_record = self._plan(case)
         if len(choices) >= case.settings.n:
-            return [_to_message(c, str(cassette.path)) for c in choices[: case.settings.n]]
+            return _responses(cassette, key, choices, case.settings.n)
         if may_record:
             return None
         raise RowError(self._miss_message(case, cassette, body, len(choices)))
@@ -271,9 +278,9 @@ class Generator:
 
     async def _generate(self, case: Case) -> tuple[list[Message], bool]:
         """The row's responses, and whether the endpoint was called for them."""
-        cassette, body, have, may_record = self._plan(case)
+        cassette, body, key, have, may_record = self._plan(case)
         if len(have) >= case.settings.n:
-            return [_to_message(c, str(cassette.path)) for c in have[: case.settings.n]], False
+            return _responses(cassette, key, have, case.settings.n), False
         if not may_record:
             raise RowError(self._miss_message(case, cassette, body, len(have)))
         client = self._client(case)
@@ -292,8 +299,7 @@ class Generator:
             raise self.stopped
         if error is not None:
             raise error
-        choices = cassette.recorded_choices(match_key("POST", client.settings.url, body))
-        return [_to_message(c, str(cassette.path)) for c in choices[: case.settings.n]], True
+        return _responses(cassette, key, cassette.recorded_choices(key), case.settings.n), True
 
     async def _record(
         self, client: ChatClient, body: dict[str, Any], missing: int

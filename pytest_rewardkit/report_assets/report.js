@@ -71,9 +71,9 @@
     const u = s.usage;
     if (u) {
       facts.push(["tokens (prompt / completion)", int(u.prompt_tokens) + " / " + int(u.completion_tokens)]);
-      if (u.cost !== null && u.cost !== undefined) facts.push(["cost", "$" + num(u.cost, 4)]);
+      if (u.cost !== null && u.cost !== undefined) facts.push(["cost", num(u.cost, 4)]);
       if (u.latency_mean_s !== null && u.latency_mean_s !== undefined) {
-        facts.push(["latency per request", "mean " + num(u.latency_mean_s, 2) + " s, p95 " + num(u.latency_p95_s, 2) + " s"]);
+        facts.push(["latency of a response's request", "mean " + num(u.latency_mean_s, 2) + " s, p95 " + num(u.latency_p95_s, 2) + " s"]);
       }
       if (u.truncated) facts.push(["hit max_tokens", u.truncated + " responses"]);
     }
@@ -153,9 +153,15 @@
   function variantBox(v, row) {
     const status = v.error ? "error" : v.passed ? "pass" : "fail";
     const facts = [];
-    if (v.finish_reason) facts.push("finish: " + v.finish_reason);
-    if (v.usage) facts.push("tokens: " + v.usage.prompt_tokens + " prompt + " + v.usage.completion_tokens + " completion");
-    if (v.latency_s !== null && v.latency_s !== undefined) facts.push("latency: " + num(v.latency_s, 2) + " s");
+    const st = v.stats;
+    if (st) {
+      if (st.finish_reason) facts.push("finish: " + st.finish_reason + (st.finish_reason === "length" ? " (hit max_tokens)" : ""));
+      if (st.prompt_tokens !== null || st.completion_tokens !== null) {
+        facts.push("tokens: " + int(st.prompt_tokens) + " prompt + " + int(st.completion_tokens) + " completion" + (st.estimated ? " (share of a request with several responses)" : ""));
+      }
+      if (st.latency_s !== null) facts.push("latency: " + num(st.latency_s, 2) + " s");
+      if (st.cost !== null) facts.push("cost: " + num(st.cost, 6));
+    }
     const box = el("div", { class: "variant" },
       el("h4", {}, "response " + v.index + " ", el("span", { class: status }, status),
         v.score !== null && v.score !== undefined ? " score " + num(v.score, 3) : "",
