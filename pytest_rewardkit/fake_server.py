@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import functools
 import hashlib
 import json
 import signal
@@ -30,6 +31,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pytest_rewardkit.evaluators.fake import Answer, FakeEvaluators
 from pytest_rewardkit.models import content_text
 
 Candidate = str | dict[str, Any]
@@ -131,6 +133,7 @@ class FakeChatServer:
     `table` maps the content of a request's last user message to candidate responses (content strings or
     assistant message dicts, e.g. with `tool_calls`); successive requests for one key get successive candidates,
     cycling. A callable receives the request JSON and returns the candidates. Unknown keys are echoed.
+    It also serves Fireworks' evaluator endpoints (`evaluators`, see pytest_rewardkit.evaluators.fake).
     """
 
     table: Table | None = None
@@ -139,6 +142,8 @@ class FakeChatServer:
     api_key: str | None = None
     port: int = 0
     gzip: bool = False
+    # Fireworks' evaluator endpoints (create/get/delete/preview), behind the same faults and key check.
+    evaluators: FakeEvaluators = field(default_factory=FakeEvaluators)
     requests: list[RecordedRequest] = field(default_factory=list, init=False)
     _faults: collections.deque[Fault] = field(default_factory=collections.deque, init=False, repr=False)
     _cursors: collections.Counter[str] = field(default_factory=collections.Counter, init=False, repr=False)
@@ -225,6 +230,8 @@ class FakeChatServer:
         app = web.Application(middlewares=[self._compress])
         for path in CHAT_PATHS:
             app.router.add_post(path, self._handle)
+        for method, path, answer in self.evaluators.routes():
+            app.router.add_route(method, path, functools.partial(self._handle, answer=answer))
         # No access log: it costs time per request and floods the output of tests and benchmarks.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()
@@ -253,7 +260,7 @@ class FakeChatServer:
             response.enable_compression(web.ContentCoding.gzip)
         return response
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def _handle(self, request: web.Request, answer: Answer | None = None) -> web.StreamResponse:
         raw = await request.read()
         try:
             body: Any = json.loads(raw)
@@ -269,6 +276,8 @@ class FakeChatServer:
             await asyncio.sleep(fault.seconds)
         if self.api_key is not None and request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return _error(401, "Incorrect API key provided. Pass it as `Authorization: Bearer <key>`.")
+        if answer is not None:
+            return await answer(request, body)
         if not isinstance(body, dict):
             return _error(400, "The request body is not a JSON object.")
         try:
