@@ -124,13 +124,19 @@ def _api_base(args: argparse.Namespace) -> str:
     return str(args.api_base or os.environ.get(API_BASE_ENV) or FIREWORKS_API_BASE)
 
 
-def run_package(args: argparse.Namespace) -> int:
-    from pytest_rewardkit.config import ConfigError
+def _package(suite: Path) -> tuple[Any, Any]:
+    """The suite's settings and evaluator package; a ConfigError for the user to fix."""
     from pytest_rewardkit.evaluators.packaging import package_settings
 
+    settings, _ = _load(suite)
+    return settings, package_settings(settings)
+
+
+def run_package(args: argparse.Namespace) -> int:
+    from pytest_rewardkit.config import ConfigError
+
     try:
-        settings, _ = _load(args.suite)
-        package = package_settings(settings)
+        _, package = _package(args.suite)
     except ConfigError as exc:
         return _fail(str(exc), USAGE)
     for path in package.write(args.out):
@@ -207,11 +213,9 @@ def _same(existing: dict[str, Any], wanted: dict[str, Any]) -> bool:
 def run_create(args: argparse.Namespace) -> int:
     from pytest_rewardkit.config import ConfigError
     from pytest_rewardkit.evaluators.api import EvaluatorExists, EvaluatorNotFound
-    from pytest_rewardkit.evaluators.packaging import package_settings
 
     try:
-        settings, _ = _load(args.suite)
-        package = package_settings(settings)
+        settings, package = _package(args.suite)
     except ConfigError as exc:
         return _fail(str(exc), USAGE)
     evaluator = package.evaluator()
