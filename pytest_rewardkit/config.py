@@ -43,6 +43,17 @@ class SamplingParams(_Strict):
         return [value] if isinstance(value, str) else value
 
 
+class EnvironmentSpec(_Strict):
+    """`environment:`: the class whose instance a multi-turn row's tools act on, built fresh for
+    every rollout from the row's `initial_config`, and the limits of a rollout."""
+
+    name: str = Field(min_length=1, description="'module:Class', the module beside the suite's YAML or importable")
+    tools: str | None = Field(default=None, description="function documents (JSON list or JSONL) beside the suite")
+    max_turns: int = Field(default=20, ge=1, description="user turns played at most")
+    max_steps: int = Field(default=20, ge=1, description="model requests per user turn at most")
+    time_limit: float = Field(default=600.0, gt=0, description="seconds per rollout, checked at each model answer")
+
+
 def _http_url(value: str | None) -> str | None:
     if value is not None:
         parts = urlsplit(value)
@@ -83,6 +94,7 @@ class SuiteConfig(_Strict):
     generation: GenerationDefaults = Field(default_factory=GenerationDefaults)
     models: dict[str, str] = Field(default_factory=dict, description="extra model aliases")
     prices: dict[str, Price] = Field(default_factory=dict, description="per model alias or name: cost per 1M tokens")
+    environment: EnvironmentSpec | None = None
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -102,8 +114,9 @@ def load_suite_config(path: Path) -> SuiteConfig:
         raise ConfigError(f"{path}: cannot read YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
-    if isinstance(data.get("reward"), str):
-        data["reward"] = {"name": data["reward"]}
+    for section in ("reward", "environment"):
+        if isinstance(data.get(section), str):
+            data[section] = {"name": data[section]}
     try:
         return SuiteConfig.model_validate(data)
     except ValidationError as exc:
@@ -244,6 +257,7 @@ class Settings(BaseModel):
     prices: dict[str, Price] = {}
     limit: int | None
     group_by: list[str]
+    environment: EnvironmentSpec | None = None
 
 
 def combine(config_path: Path, config: SuiteConfig, options: Options, root: Path | None = None) -> Settings:
@@ -285,4 +299,5 @@ def combine(config_path: Path, config: SuiteConfig, options: Options, root: Path
         prices=config.prices,
         limit=options.limit,
         group_by=options.group_by,
+        environment=config.environment,
     )

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import statistics
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from pytest_rewardkit.config import Settings
-from pytest_rewardkit.models import EvaluateResult, Message, ResponseStats, Row, excerpt
+from pytest_rewardkit.models import EvaluateResult, Message, Response, ResponseStats, Row, Trajectory, excerpt
 from pytest_rewardkit.reward import RewardFunction
 from pytest_rewardkit.rewards import resolve_reward
+
+if TYPE_CHECKING:
+    from pytest_rewardkit.environment import Environment
 
 EXCERPT = 160
 MISSING = "(missing)"  # the group of a row without the --rk-group-by field
@@ -42,6 +45,7 @@ class VariantResult(BaseModel):
     error: str | None = None
     passed: bool = False
     stats: ResponseStats | None = None  # tokens, finish reason, latency, cost: when the source knows them
+    trajectory: Trajectory | None = None  # a multi-turn row's rollout; `response` is its last answer
 
 
 class Responses(list[Message]):
@@ -97,8 +101,9 @@ class RowOutcome(BaseModel):
             raise RewardFailure(self.verdict_message())
 
 
-# A source of responses: given the case, returns the n response messages in variant order.
-ResponseSource = Callable[["Case"], list[Message]]
+# A source of responses: given the case, returns the n responses (answers, or rollouts for a
+# multi-turn row) in variant order.
+ResponseSource = Callable[["Case"], Sequence[Response]]
 
 
 @dataclass
@@ -139,7 +144,16 @@ class Case:
             self._reward = resolve_reward(self.settings.reward.name, self.settings.config_path.parent)
         return self._reward
 
-    def responses(self) -> list[Message]:
+    def environment(self) -> Environment | None:
+        """The suite's (or the row's own) environment class with its tools, for multi-turn rows."""
+        spec = self.settings.environment
+        if spec is None:
+            return None
+        from pytest_rewardkit.environment import load_environment
+
+        return load_environment(spec, self.settings.config_path.parent, self.row.extra.get("environment"))
+
+    def responses(self) -> Sequence[Response]:
         if self.source is not None:
             return self.source(self)
         if not self.row.messages or self.row.messages[-1].role != "assistant":
@@ -150,26 +164,38 @@ class Case:
         return [self.row.messages[-1]]
 
 
-def score_variant(reward: RewardFunction, case: Case, index: int, response: Message) -> VariantResult:
-    messages = [*case.prompt(), response]
+def score_variant(reward: RewardFunction, case: Case, index: int, response: Response) -> VariantResult:
+    """Score one variant. A rollout is scored on its whole conversation; the reward also gets
+    `trajectory` (turns, limits reached) and `final_state` (the environment's public attributes)."""
+    kwargs = case.reward_kwargs()
+    trajectory = response if isinstance(response, Trajectory) else None
+    if isinstance(response, Trajectory):
+        answer, messages = response.final_message, response.messages
+        kwargs = {
+            **kwargs,
+            "trajectory": response,
+            "final_state": response.final_state,
+            "environment": case.environment(),
+        }
+    else:
+        answer, messages = response, [*case.prompt(), response]
+    known = {"index": index, "response": answer, "trajectory": trajectory}
     try:
-        result = reward(messages, ground_truth=case.row.ground_truth, **case.reward_kwargs())
+        result = reward(messages, ground_truth=case.row.ground_truth, **kwargs)
     except Exception as exc:
         where = traceback.extract_tb(exc.__traceback__)[-1]
         return VariantResult(
-            index=index,
-            response=response,
+            **known,
             result=None,
             error=f"reward {reward.name!r} raised {type(exc).__name__}: {exc} ({where.filename}:{where.lineno})",
         )
     if result.is_error:
         return VariantResult(
-            index=index,
-            response=response,
+            **known,
             result=result,
             error=f"reward {reward.name!r} returned an invalid score: {result.error or result.reason}",
         )
-    return VariantResult(index=index, response=response, result=result, passed=result.score >= case.settings.threshold)
+    return VariantResult(**known, result=result, passed=result.score >= case.settings.threshold)
 
 
 def _aggregate(how: str, scores: list[float]) -> float:

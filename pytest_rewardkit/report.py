@@ -437,6 +437,9 @@ class ResultsWriter:
                 "error": v.error,
                 "stats": v.stats.model_dump() if v.stats else None,
             }
+            if v.trajectory is not None:
+                # A rollout's whole conversation, turns, limits reached and the environment's final state.
+                record["trajectory"] = v.trajectory.model_dump(mode="json", exclude_none=True)
             self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._file.flush()
 

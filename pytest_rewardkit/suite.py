@@ -33,6 +33,18 @@ def load_suite(
         entries = read_dataset(settings.dataset_path, settings.limit)
     except DatasetError as exc:
         raise ConfigError(f"{config_path}: dataset: {exc}") from exc
+    if settings.environment is not None:
+        from pytest_rewardkit.environment import EnvironmentSetupError, load_environment
+
+        try:
+            load_environment(settings.environment, config_path.parent)
+        except EnvironmentSetupError as exc:
+            raise ConfigError(f"{config_path}: environment: {exc}") from exc
+    elif any(e.row is not None and e.row.turns is not None for e in entries):
+        raise ConfigError(
+            f"{config_path}: the dataset has multi-turn rows (`turns`) but the suite names no environment; "
+            "add `environment: module:Class` (the class whose methods are the tools)"
+        )
     return settings, entries
 
 

@@ -11,7 +11,7 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from pytest_rewardkit.generation.client import (
     GenerationError,
 )
 from pytest_rewardkit.generation.models import resolve_model
-from pytest_rewardkit.models import Message
+from pytest_rewardkit.models import Message, Response
 from pytest_rewardkit.recording import (
     CassetteError,
     Interaction,
@@ -101,7 +101,7 @@ class Generator:
         self.n_supported: dict[str, bool] = {}
         self.stopped: SessionStop | None = None
         self._folder_urls: dict[Path, list[str]] = {}
-        self._futures: dict[tuple[str, str, str], concurrent.futures.Future[list[Message]]] = {}
+        self._futures: dict[tuple[str, str, str], concurrent.futures.Future[Sequence[Response]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -114,7 +114,7 @@ class Generator:
     def records(self) -> bool:
         return self.config.record_mode != "none"
 
-    def responses(self, case: Case) -> list[Message]:
+    def responses(self, case: Case) -> Sequence[Response]:
         """The row's n responses, in variant order. Raises RowError for this row's problem,
         SessionStop when no row can be generated."""
         if self.stopped is not None:
@@ -175,22 +175,33 @@ class Generator:
     def _url(self, case: Case) -> str:
         return self._base_url(case).rstrip("/") + "/chat/completions"
 
-    def _plan(self, case: Case) -> tuple[RowCassette, dict[str, Any], str, list[dict[str, Any]], bool]:
-        """The row's cassette, request body and key, the choices recorded for it, and whether
-        recording may add."""
+    def _open(self, case: Case) -> tuple[RowCassette, bool]:
+        """The row's cassette, and whether recording may add to it."""
         path = self._cassette_path(case)
         mode = self.config.record_mode
         try:
             cassette = RowCassette(path) if mode == "all" else RowCassette.load(path)
         except CassetteError as exc:
             raise RowError(str(exc)) from exc
+        return cassette, mode in ("new_episodes", "all") or (mode == "once" and not cassette.exists)
+
+    def _plan(self, case: Case) -> tuple[RowCassette, dict[str, Any], str, list[dict[str, Any]], bool]:
+        """The row's cassette, request body and key, the choices recorded for it, and whether
+        recording may add."""
+        cassette, may_record = self._open(case)
         body = request_body(case, self._model(case))
         key = match_key("POST", self._url(case), body)
-        may_record = mode in ("new_episodes", "all") or (mode == "once" and not cassette.exists)
         return cassette, body, key, cassette.recorded_choices(key), may_record
 
-    def _replay_only(self, case: Case) -> list[Message] | None:
+    def _replay_only(self, case: Case) -> Sequence[Response] | None:
         """Responses straight from the cassette, or None when recording must fill the gap."""
+        if case.settings.environment is not None:
+            from pytest_rewardkit.generation import rollout
+
+            cassette, may_record = self._open(case)
+            body = request_body(case, self._model(case))
+            replayed = rollout.replay_or_none(self, case, cassette, body, may_record)
+            return replayed
         cassette, body, key, choices, may_record = self._plan(case)
         if len(choices) >= case.settings.n:
             return _responses(cassette, key, choices, case.settings.n)
@@ -201,6 +212,19 @@ class Generator:
     def _miss_message(self, case: Case, cassette: RowCassette, body: dict[str, Any], have: int) -> str:
         n = case.settings.n
         mode = self.config.record_mode
+        fix = self._miss_fix(case, cassette)
+        if not cassette.exists:
+            return f"no cassette {cassette.path} (record mode {mode}); {fix}"
+        if have:
+            return f"{have} of {n} variants recorded for row {case.row_id}; {fix} (cassette {cassette.path})"
+        nearest = cassette.nearest(self._url(case), body)
+        return (
+            f"no recorded request in {cassette.path} matches this one (record mode {mode}); "
+            f"{fix}.\nNearest recorded request, as a diff (endpoint and body):\n{nearest}"
+        )
+
+    def _miss_fix(self, case: Case, cassette: RowCassette) -> str:
+        """How to record what a replay misses, given where the suite's cassettes were recorded."""
         base_url = self._base_url(case)
         recorded = cassette.base_urls() or self._folder_base_urls(cassette.path.parent)
         elsewhere = [url for url in recorded if url.rstrip("/") != base_url.rstrip("/")]
@@ -217,15 +241,7 @@ class Generator:
             )
         else:
             fix = "run with --record-mode=new_episodes to record what is missing"
-        if not cassette.exists:
-            return f"no cassette {cassette.path} (record mode {mode}); {fix}"
-        if have:
-            return f"{have} of {n} variants recorded for row {case.row_id}; {fix} (cassette {cassette.path})"
-        nearest = cassette.nearest(self._url(case), body)
-        return (
-            f"no recorded request in {cassette.path} matches this one (record mode {mode}); "
-            f"{fix}.\nNearest recorded request, as a diff (endpoint and body):\n{nearest}"
-        )
+        return fix
 
     def _folder_base_urls(self, folder: Path) -> list[str]:
         """Where the other rows of a cassette folder were recorded: what a row without a cassette of
@@ -240,7 +256,7 @@ class Generator:
 
     # -- recording --------------------------------------------------------------------------
 
-    def _submit(self, case: Case) -> concurrent.futures.Future[list[Message]]:
+    def _submit(self, case: Case) -> concurrent.futures.Future[Sequence[Response]]:
         loop = self._ensure_loop()
         with self._lock:
             self.progress.total += 1
@@ -255,7 +271,7 @@ class Generator:
                 self._loop = loop
             return self._loop
 
-    async def _generate_row(self, case: Case) -> list[Message]:
+    async def _generate_row(self, case: Case) -> Sequence[Response]:
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self.config.concurrency)
             self._session = aiohttp.ClientSession(
@@ -276,8 +292,10 @@ class Generator:
                 self.progress.total -= 1
         return messages
 
-    async def _generate(self, case: Case) -> tuple[list[Message], bool]:
+    async def _generate(self, case: Case) -> tuple[Sequence[Response], bool]:
         """The row's responses, and whether the endpoint was called for them."""
+        if case.settings.environment is not None:
+            return await self._generate_rollouts(case)
         cassette, body, key, have, may_record = self._plan(case)
         if len(have) >= case.settings.n:
             return _responses(cassette, key, have, case.settings.n), False
@@ -286,11 +304,27 @@ class Generator:
         client = self._client(case)
         self._check_key(client.settings)
         exchanges, error = await self._record(client, body, case.settings.n - len(have))
+        await self._keep(cassette, exchanges, error)
+        return _responses(cassette, key, cassette.recorded_choices(key), case.settings.n), True
+
+    async def _generate_rollouts(self, case: Case) -> tuple[Sequence[Response], bool]:
+        """A multi-turn row's n trajectories (see rollout.py); what was recorded is saved before
+        any error surfaces."""
+        from pytest_rewardkit.generation import rollout
+
+        cassette, may_record = self._open(case)
+        body = request_body(case, self._model(case))
+        trajectories, exchanges, error = await rollout.record(self, case, cassette, body, may_record)
+        await self._keep(cassette, exchanges, error)
+        return trajectories, bool(exchanges)
+
+    async def _keep(self, cassette: RowCassette, exchanges: list[Interaction], error: BaseException | None) -> None:
+        """Append the scrubbed exchanges and save the cassette, then raise the call's error:
+        what was recorded is never lost. An authentication error stops the session."""
         secrets = [self.config.api_key.get_secret_value()] if self.config.api_key else []
         for exchange in exchanges:
             cassette.append(exchange.scrubbed(secrets))
         if exchanges:
-            # Saved before any error surfaces: what was recorded is never lost.
             await asyncio.to_thread(cassette.save, secrets)
             with self._lock:
                 self.progress.recorded += sum(len(e.response_body["choices"]) for e in exchanges)
@@ -299,7 +333,6 @@ class Generator:
             raise self.stopped
         if error is not None:
             raise error
-        return _responses(cassette, key, cassette.recorded_choices(key), case.settings.n), True
 
     async def _record(
         self, client: ChatClient, body: dict[str, Any], missing: int

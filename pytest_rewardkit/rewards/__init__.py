@@ -23,6 +23,7 @@ BUILTINS: dict[str, str] = {
     "json_schema": "pytest_rewardkit.rewards.shaping:json_schema_reward",
     "code": "pytest_rewardkit.rewards.code:code_reward",
     "composite": "pytest_rewardkit.rewards.composite:composite_reward",
+    "multi_turn": "pytest_rewardkit.rewards.multi_turn:multi_turn_reward",
 }
 
 
