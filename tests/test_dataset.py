@@ -80,7 +80,7 @@ def test_two_identical_rows_without_ids_are_duplicates(tmp_path: Path, chat_row:
         ("not json at all", "invalid JSON: Expecting value (col 1)"),
         ('["a", "list"]', "a row must be a JSON object"),
         ("42", "a row must be a JSON object"),
-        ('{"id": "x", "ground_truth": 1}', "messages: Field required"),
+        ('{"id": "x", "ground_truth": 1}', "messages: give at least one message"),
         ('{"id": "x", "messages": []}', "messages: give at least one message"),
         ('{"id": "x", "messages": "hello"}', "messages: Input should be a valid list"),
         ('{"id": "x", "messages": [{"role": "robot", "content": "x"}]}', "messages.0.role: "),
