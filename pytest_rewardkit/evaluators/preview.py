@@ -21,6 +21,7 @@ from pytest_rewardkit.dataset import DatasetEntry
 from pytest_rewardkit.evaluation import Case, evaluate_case
 from pytest_rewardkit.evaluators.api import EvaluatorAPIError, EvaluatorClient, Tape
 from pytest_rewardkit.evaluators.packaging import EvaluatorPackage, package_settings
+from pytest_rewardkit.models import Trajectory
 from pytest_rewardkit.recording import CassetteError, cassette_path
 
 PREVIEW_ALIAS = "fireworks-preview"  # the cassette folder beside the suite's model folders
@@ -87,8 +88,12 @@ class PreviewSettings:
 def sample_for(case: Case) -> dict[str, Any]:
     """What Fireworks passes to `evaluate`: the messages as scored locally (system prompt, prompt,
     the row's response), ground_truth, and the row's other fields as keyword arguments."""
+    messages = [*case.prompt()]
+    for response in case.responses():
+        # A rollout is its whole conversation, which starts with the prompt.
+        messages = list(response.messages) if isinstance(response, Trajectory) else [*messages, response]
     return {
-        "messages": [m.to_api() for m in [*case.prompt(), *case.responses()]],
+        "messages": [m.to_api() for m in messages],
         "ground_truth": case.row.ground_truth,
         **case.row.extra,
     }
