@@ -13,18 +13,10 @@ import pytest
 
 from pytest_rewardkit import suite
 from pytest_rewardkit.auth import AuthError, find_api_key
-from pytest_rewardkit.config import ConfigError, Settings
+from pytest_rewardkit.config import Settings
 from pytest_rewardkit.dataset import DatasetEntry
-from pytest_rewardkit.evaluation import (
-    Case,
-    RewardFailure,
-    RowError,
-    RowOutcome,
-    SessionStop,
-    evaluate_case,
-    suite_key,
-    unscored_outcome,
-)
+from pytest_rewardkit.errors import ConfigError, RowError, SessionStop
+from pytest_rewardkit.evaluation import Case, RewardFailure, RowOutcome, evaluate_case, suite_key, unscored_outcome
 from pytest_rewardkit.reward import RewardFunction
 from pytest_rewardkit.state import GENERATOR_KEY, OUTCOME_KEY, options
 

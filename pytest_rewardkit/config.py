@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
+from pytest_rewardkit.errors import ConfigError, validation_problems
 from pytest_rewardkit.models import ResponseStats
+from pytest_rewardkit.options import Options, flags
 
-RECORD_MODES = ("none", "once", "new_episodes", "all")
+__all__ = ["ConfigError", "Options", "Settings", "SuiteConfig", "combine", "load_suite_config", "parse_options"]
 
 Aggregate = Literal["mean", "min", "max"]
-
-
-class ConfigError(ValueError):
-    """A settings problem the user must fix; the message names the file or option."""
 
 
 class _Strict(BaseModel):
@@ -97,13 +97,9 @@ class SuiteConfig(_Strict):
     environment: EnvironmentSpec | None = None
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(top level)"
-
-
 def describe_validation_error(exc: ValidationError, where: str) -> str:
-    problems = [f"  {_location(e['loc'])}: {e['msg']}" for e in exc.errors()]
-    return f"{where}: invalid settings\n" + "\n".join(problems)
+    """`where: invalid settings` and one indented line per problem (files and dataset lines)."""
+    return f"{where}: invalid settings\n" + "\n".join(f"  {problem}" for problem in validation_problems(exc))
 
 
 def load_suite_config(path: Path) -> SuiteConfig:
@@ -123,30 +119,11 @@ def load_suite_config(path: Path) -> SuiteConfig:
         raise ConfigError(describe_validation_error(exc, str(path))) from exc
 
 
-class Options(_Strict):
-    """The `--rk-*` command-line options, validated once at start-up."""
+class _OptionChecks(_Strict):
+    """What validating the options adds to their declared types and bounds: parsing of the raw
+    text, and checks that span several options."""
 
-    model: str | None = Field(default=None, min_length=1)
-    n: int | None = Field(default=None, ge=1, le=128)
-    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
-    min_pass_rate: float | None = Field(default=None, ge=0.0, le=1.0)
-    max_error_rate: float | None = Field(default=None, ge=0.0, le=1.0)
-    k: list[int] | None = None
-    limit: int | None = Field(default=None, ge=1)
-    output: Path | None = None
-    html: Path | None = None
-    base_url: str | None = None
-    concurrency: int = Field(default=16, ge=1, le=1024)
-    record_mode: Literal["none", "once", "new_episodes", "all"] = "none"
-    cassette_dir: Path | None = None
-    api_key_env: str = Field(default="FIREWORKS_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    request_timeout: float = Field(default=120.0, gt=0)
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    max_tokens: int | None = Field(default=None, ge=1)
-    group_by: list[str] = Field(default_factory=list)
-
-    @field_validator("k", mode="before")
+    @field_validator("k", mode="before", check_fields=False)
     @classmethod
     def _parse_k(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -156,30 +133,30 @@ class Options(_Strict):
                 raise ValueError("expected a comma-separated list of integers, e.g. 1,4") from None
         return value
 
-    @field_validator("k")
+    @field_validator("k", check_fields=False)
     @classmethod
     def _positive_k(cls, value: list[int] | None) -> list[int] | None:
         if value is not None and (not value or any(k < 1 for k in value)):
             raise ValueError("every k must be a positive integer")
         return sorted(set(value)) if value else value
 
-    _check_url = field_validator("base_url")(_http_url)
+    _check_url = field_validator("base_url", check_fields=False)(_http_url)
 
-    @field_validator("output")
+    @field_validator("output", check_fields=False)
     @classmethod
     def _output_dir(cls, value: Path | None) -> Path | None:
         if value is not None and value.exists() and not value.is_dir():
             raise ValueError(f"{value} is a file; name a directory for results.jsonl and summary.json")
         return value
 
-    @field_validator("html")
+    @field_validator("html", check_fields=False)
     @classmethod
     def _html_file(cls, value: Path | None) -> Path | None:
         if value is not None and value.is_dir():
             raise ValueError(f"{value} is a directory; name the report file, e.g. report.html")
         return value
 
-    @field_validator("group_by", mode="before")
+    @field_validator("group_by", mode="before", check_fields=False)
     @classmethod
     def _parse_group_by(cls, value: Any) -> Any:
         if value is None:
@@ -189,50 +166,44 @@ class Options(_Strict):
         return [part.strip() for item in value for part in str(item).split(",") if part.strip()]
 
     @model_validator(mode="after")
-    def _consistent(self) -> Options:
-        if self.n is not None and self.n > 1 and self.model is None:
+    def _consistent(self) -> Any:
+        n, model, k = getattr(self, "n", None), getattr(self, "model", None), getattr(self, "k", None)
+        if n is not None and n > 1 and model is None:
             raise ValueError("--rk-n > 1 needs --rk-model: without a model each row has one response")
-        if self.max_error_rate is not None and self.min_pass_rate is None:
+        if getattr(self, "max_error_rate", None) is not None and getattr(self, "min_pass_rate", None) is None:
             raise ValueError("--rk-max-error-rate is the gate's tolerance: give --rk-min-pass-rate too")
-        if self.k and self.n is not None and max(self.k) > self.n:
-            raise ValueError(f"--rk-k {max(self.k)} exceeds --rk-n {self.n}: pass@k needs k <= n")
+        if k and n is not None and max(k) > n:
+            raise ValueError(f"--rk-k {max(k)} exceeds --rk-n {n}: pass@k needs k <= n")
         return self
 
 
-OPTION_FLAGS = {
-    "model": "--rk-model",
-    "n": "--rk-n",
-    "threshold": "--rk-threshold",
-    "min_pass_rate": "--rk-min-pass-rate",
-    "max_error_rate": "--rk-max-error-rate",
-    "k": "--rk-k",
-    "limit": "--rk-limit",
-    "output": "--rk-output",
-    "html": "--rk-html",
-    "base_url": "--rk-base-url",
-    "concurrency": "--rk-concurrency",
-    "record_mode": "--record-mode",
-    "cassette_dir": "--rk-cassette-dir",
-    "group_by": "--rk-group-by",
-    "api_key_env": "--rk-api-key-env",
-    "request_timeout": "--rk-request-timeout",
-    "temperature": "--rk-temperature",
-    "top_p": "--rk-top-p",
-    "max_tokens": "--rk-max-tokens",
-}
+def _options_model() -> type[BaseModel]:
+    """The pydantic model that validates `Options`, built from its fields: type, default, bounds."""
+    hints = typing.get_type_hints(Options)
+    fields: dict[str, Any] = {}
+    for field in dataclasses.fields(Options):
+        bounds = field.metadata["flag"].bounds
+        if field.default_factory is not dataclasses.MISSING:
+            fields[field.name] = (hints[field.name], Field(default_factory=field.default_factory, **bounds))
+        else:
+            fields[field.name] = (hints[field.name], Field(default=field.default, **bounds))
+    return create_model("Options", __base__=_OptionChecks, **fields)
+
+
+_OPTIONS_MODEL = _options_model()
+OPTION_FLAGS = {name: flag.flag for name, flag in flags().items()}
 
 
 def parse_options(values: dict[str, Any]) -> Options:
-    """Validate raw option values; a ConfigError names the offending flag."""
+    """Validate raw option values (None: not given); a ConfigError names the offending flag."""
     try:
-        return Options.model_validate({k: v for k, v in values.items() if v is not None})
+        checked = _OPTIONS_MODEL.model_validate({k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else ""
-            flag = OPTION_FLAGS.get(field, "rewardkit options")
-            problems.append(f"{flag}: {error['msg'].removeprefix('Value error, ')}")
+        problems = validation_problems(
+            exc, lambda loc: OPTION_FLAGS.get(str(loc[0]) if loc else "", "rewardkit options")
+        )
         raise ConfigError("; ".join(problems)) from exc
+    return Options(**dict(checked))
 
 
 class Settings(BaseModel):

@@ -14,7 +14,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from pytest_rewardkit.config import describe_validation_error
+from pytest_rewardkit.errors import DatasetError
 from pytest_rewardkit.models import Row
+
+__all__ = ["DatasetEntry", "DatasetError", "content_id", "read_dataset", "write_dataset"]
 
 
 @dataclass(frozen=True)
@@ -25,10 +28,6 @@ class DatasetEntry:
     line: int
     row: Row | None
     problem: str | None = None
-
-
-class DatasetError(ValueError):
-    """The dataset file as a whole cannot be read (one bad line is a DatasetEntry problem)."""
 
 
 def content_id(raw: str) -> str:

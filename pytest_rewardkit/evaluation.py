@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from pytest_rewardkit.config import Settings
+from pytest_rewardkit.errors import RewardError, RowError
 from pytest_rewardkit.models import EvaluateResult, Message, Response, ResponseStats, Row, Trajectory, excerpt
 from pytest_rewardkit.reward import RewardFunction
 from pytest_rewardkit.rewards import resolve_reward
@@ -23,15 +24,6 @@ if TYPE_CHECKING:
 
 EXCERPT = 160
 MISSING = "(missing)"  # the group of a row without the --rk-group-by field
-
-
-class RowError(Exception):
-    """The row could not be scored (bad row, failed generation, broken reward): an error, not a 0."""
-
-
-class SessionStop(Exception):
-    """No row can be evaluated (e.g. no or a rejected API key): the session stops once with this
-    message instead of failing every row the same way."""
 
 
 class RewardFailure(AssertionError):
@@ -244,7 +236,7 @@ def evaluate_case(case: Case, reward: RewardFunction | None = None) -> RowOutcom
         prompt = case.prompt()
         responses = case.responses()
         reward = reward or case.reward()
-    except (RowError, LookupError) as exc:
+    except (RowError, RewardError) as exc:
         return RowOutcome(**base, prompt=case.row.messages, variants=[], reward=None, passed=False, error=str(exc))
     variants = [score_variant(reward, case, i, response) for i, response in enumerate(responses)]
     if isinstance(responses, Responses):

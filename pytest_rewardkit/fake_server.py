@@ -31,6 +31,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pytest_rewardkit.errors import dotted, validation_problems
 from pytest_rewardkit.evaluators.fake import Answer, FakeEvaluators
 from pytest_rewardkit.models import content_text
 
@@ -283,9 +284,8 @@ class FakeChatServer:
         try:
             chat = _ChatRequest.model_validate(body)
         except ValidationError as exc:
-            problem = exc.errors()[0]
-            param = ".".join(str(part) for part in problem["loc"])
-            return _error(400, f"Invalid request: {param}: {problem['msg']}", param=param)
+            param = dotted(exc.errors()[0]["loc"])
+            return _error(400, f"Invalid request: {validation_problems(exc)[0]}", param=param)
         return web.json_response(self._completion(body, chat))
 
     def _apply(self, fault: Fault, request: web.Request, body: Any) -> web.StreamResponse:
@@ -380,11 +380,8 @@ def read_table(path: Path) -> dict[str, list[Candidate]]:
         try:
             row = TableRow.model_validate_json(line)
         except ValidationError as exc:
-            problem = exc.errors()[0]
-            where = ".".join(str(part) for part in problem["loc"]) or "line"
-            raise ValueError(
-                f'{path}:{number}: {where}: {problem["msg"]}; expected {{"prompt": "...", "responses": [...]}}'
-            ) from None
+            problem = validation_problems(exc, lambda loc: dotted(loc) if loc else "line")[0]
+            raise ValueError(f'{path}:{number}: {problem}; expected {{"prompt": "...", "responses": [...]}}') from None
         if row.prompt in table:
             raise ValueError(
                 f"{path}:{number}: prompt already given on line {first_line[row.prompt]}; "

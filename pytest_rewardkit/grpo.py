@@ -37,9 +37,7 @@ from transformers import (
 from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
-from pytest_rewardkit.config import ConfigError
-from pytest_rewardkit.dataset import DatasetError
-from pytest_rewardkit.rewards import UnknownReward
+from pytest_rewardkit.errors import RewardkitError, validation_problems
 from pytest_rewardkit.trl import suite_dataset, trl_reward
 
 # ChatML, the format of Qwen's chat models: conversational prompts render the same way for the
@@ -252,7 +250,7 @@ def parse_args(argv: Sequence[str] | None, suite: Path | None = None) -> TrainSe
     try:
         return TrainSettings.model_validate(vars(args))
     except ValidationError as exc:
-        problems = "; ".join(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(validation_problems(exc, lambda loc: "--" + str(loc[0]).replace("_", "-")))
         parser.error(problems)
 
 
@@ -262,7 +260,7 @@ def main(argv: Sequence[str] | None = None, suite: Path | None = None) -> int:
     started = time.perf_counter()
     try:
         trainer = train(settings)
-    except (ConfigError, DatasetError, UnknownReward) as exc:
+    except RewardkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     rewards = [log["reward"] for log in trainer.state.log_history if "reward" in log]

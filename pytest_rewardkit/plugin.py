@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_rewardkit.options import add_options, read_options
 from pytest_rewardkit.state import (
     CONFIG_NAMES,
     DESELECTED_KEY,
@@ -32,85 +33,22 @@ if TYPE_CHECKING:
     from pytest_rewardkit.evaluation import RowOutcome
     from pytest_rewardkit.report import GateVerdict, ResultsWriter, Selection, SuiteSummary
 
-DEFAULT_OUTPUT = "rewardkit-results"
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("rewardkit", "reward evaluation over datasets (pytest-rewardkit)")
-    group.addoption("--rk-model", help="model alias or full name to generate responses with")
-    group.addoption("--rk-n", type=int, help="responses (variants) per row; needs --rk-model")
-    group.addoption("--rk-threshold", type=float, help="reward a row needs to pass, in [0, 1]")
-    group.addoption(
-        "--rk-min-pass-rate",
-        type=float,
-        help="gate: exit 0 only when every (dataset, model) pass rate reaches this, in [0, 1]",
-    )
-    group.addoption(
-        "--rk-max-error-rate",
-        type=float,
-        help="gate: share of rows per (dataset, model) that may error (not be scored), in [0, 1]; default 0",
-    )
-    group.addoption("--rk-k", help="comma-separated k values for pass@k and pass^k, e.g. 1,4")
-    group.addoption("--rk-limit", type=int, help="only the first N rows of each dataset")
-    group.addoption(
-        "--rk-output",
-        default=DEFAULT_OUTPUT,
-        help="directory for results.jsonl and summary.json (default: %(default)s; '' disables)",
-    )
-    group.addoption("--rk-html", help="write a self-contained HTML report of the run to this file")
-    group.addoption("--rk-group-by", action="append", help="break the pass rate down by a row field")
-    group.addoption("--rk-base-url", help="OpenAI-compatible endpoint (default: Fireworks)")
-    group.addoption("--rk-concurrency", type=int, help="model requests in flight per process (default 16)")
-    group.addoption("--rk-cassette-dir", help="where cassettes live (default: <rootdir>/cassettes)")
-    group.addoption("--rk-api-key-env", help="environment variable that holds the API key (default FIREWORKS_API_KEY)")
-    group.addoption("--rk-request-timeout", type=float, help="seconds to wait for a model response (default 120)")
-    group.addoption("--rk-temperature", type=float, help="sampling temperature (overrides the suite's)")
-    group.addoption("--rk-top-p", type=float, help="nucleus sampling top_p (overrides the suite's)")
-    group.addoption("--rk-max-tokens", type=int, help="maximum tokens per response (overrides the suite's)")
-    if importlib.util.find_spec("pytest_recording") is None:
-        # pytest-recording owns --record-mode when installed; we read the same option.
-        group.addoption(
-            "--record-mode",
-            dest="record_mode",
-            choices=["none", "once", "new_episodes", "all"],
-            default="none",
-            help="cassette record mode: none (replay only, default), once, new_episodes, all",
-        )
+    add_options(group, installed=lambda name: importlib.util.find_spec(name) is not None)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "rewardkit(suite): run this test once per row of the suite's dataset (fixture rk_case)"
     )
-    record_mode = config.getoption("record_mode", "none")
-    raw: dict[str, Any] = {
-        "model": config.getoption("rk_model"),
-        "n": config.getoption("rk_n"),
-        "threshold": config.getoption("rk_threshold"),
-        "min_pass_rate": config.getoption("rk_min_pass_rate"),
-        "max_error_rate": config.getoption("rk_max_error_rate"),
-        "k": config.getoption("rk_k"),
-        "limit": config.getoption("rk_limit"),
-        "group_by": config.getoption("rk_group_by"),
-        "base_url": config.getoption("rk_base_url"),
-        "concurrency": config.getoption("rk_concurrency"),
-        "cassette_dir": config.getoption("rk_cassette_dir"),
-        "api_key_env": config.getoption("rk_api_key_env"),
-        "request_timeout": config.getoption("rk_request_timeout"),
-        "temperature": config.getoption("rk_temperature"),
-        "top_p": config.getoption("rk_top_p"),
-        "max_tokens": config.getoption("rk_max_tokens"),
-        # pytest-recording's "rewrite" re-records everything, which is our "all".
-        "record_mode": "all" if record_mode == "rewrite" else record_mode,
-    }
-    output = config.getoption("rk_output")
-    html = config.getoption("rk_html")
-    # Like --junitxml, the report path is relative to where pytest was started.
-    raw["html"] = str(config.invocation_params.dir / html) if html else None
-    config.stash[RAW_OPTIONS_KEY] = {**raw, "output": output or None}
-    if any(v is not None for k, v in raw.items() if k != "record_mode") or output != DEFAULT_OUTPUT:
+    raw, explicit = read_options(config)
+    config.stash[RAW_OPTIONS_KEY] = raw
+    if explicit:
         options(config)  # an explicit --rk-* value is checked now: a bad one is a usage error at start-up
     if not hasattr(config, "workerinput"):
+        output = raw["output"]
         target = Path(output) if output else None
         if target is not None and not target.is_absolute():
             target = config.rootpath / target
@@ -130,7 +68,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if marker is None or "rk_case" not in metafunc.fixturenames:
         return
     from pytest_rewardkit.collection import marker_cases
-    from pytest_rewardkit.config import ConfigError
+    from pytest_rewardkit.errors import ConfigError
 
     if not marker.args:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.rewardkit needs a suite folder")

@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import yaml
 
+from pytest_rewardkit.errors import CassetteError
 from pytest_rewardkit.models import ResponseStats, content_text
 
 CASSETTE_VERSION = 1  # vcrpy's cassette format version
@@ -45,10 +46,6 @@ ENDPOINTS = ("/chat/completions", "/completions", "/embeddings", "/responses")
 # Fields that change between otherwise identical requests and must not affect matching.
 VOLATILE_BODY_FIELDS = frozenset({"n", "user", "metadata", "stream_options", "request_id"})
 REDACTED = "<redacted>"
-
-
-class CassetteError(Exception):
-    """A cassette cannot be used; the message names the file and the fix."""
 
 
 class SecretLeak(CassetteError):

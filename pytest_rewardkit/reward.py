@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from pytest_rewardkit.errors import validation_problems
 from pytest_rewardkit.models import EvaluateResult, Message
 
 MessagesLike = Sequence[Message | dict[str, Any]]
@@ -60,8 +61,9 @@ class RewardFunction:
             try:
                 return EvaluateResult.model_validate(value)
             except ValidationError as exc:
+                problems = "; ".join(validation_problems(exc))
                 raise TypeError(
-                    f"reward function {self.name!r} returned a dict that is not an EvaluateResult: {exc}"
+                    f"reward function {self.name!r} returned a dict that is not an EvaluateResult: {problems}"
                 ) from exc
         raise TypeError(
             f"reward function {self.name!r} returned {type(value).__name__}; "

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_rewardkit.config import Options
     from pytest_rewardkit.evaluation import RowOutcome
     from pytest_rewardkit.generation import Generator
+    from pytest_rewardkit.options import Options
     from pytest_rewardkit.report import Selection
 
 CONFIG_NAMES = ("rewardkit.yaml", "rewardkit.yml")
@@ -32,7 +32,8 @@ def options(config: pytest.Config) -> Options:
     """The validated --rk-* options (validated once; a bad value is a usage error)."""
     cached = config.stash.get(OPTIONS_KEY, None)
     if cached is None:
-        from pytest_rewardkit.config import ConfigError, parse_options
+        from pytest_rewardkit.config import parse_options
+        from pytest_rewardkit.errors import ConfigError
 
         try:
             cached = parse_options(config.stash[RAW_OPTIONS_KEY])

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pytest_rewardkit.config import ConfigError, Options, Settings, combine, load_suite_config
-from pytest_rewardkit.dataset import DatasetEntry, DatasetError, read_dataset
+from pytest_rewardkit.config import Settings, combine, load_suite_config
+from pytest_rewardkit.dataset import DatasetEntry, read_dataset
+from pytest_rewardkit.errors import ConfigError, DatasetError
 from pytest_rewardkit.evaluation import Case, ResponseSource, RowOutcome, evaluate_case
+from pytest_rewardkit.options import Options
 from pytest_rewardkit.state import CONFIG_NAMES
 
 

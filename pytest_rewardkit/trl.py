@@ -15,12 +15,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_rewardkit.config import ConfigError, Options, load_suite_config
-from pytest_rewardkit.dataset import DatasetError
+from pytest_rewardkit.config import load_suite_config
+from pytest_rewardkit.errors import ConfigError, DatasetError, UnknownReward
 from pytest_rewardkit.evaluation import Case
 from pytest_rewardkit.models import EvaluateResult
+from pytest_rewardkit.options import Options
 from pytest_rewardkit.reward import RewardFunction, reward_function
-from pytest_rewardkit.rewards import BUILTINS, UnknownReward, resolve_reward
+from pytest_rewardkit.rewards import BUILTINS, resolve_reward
 from pytest_rewardkit.suite import find_config, load_suite
 
 if TYPE_CHECKING:

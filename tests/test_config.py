@@ -300,3 +300,17 @@ def test_sampling_options_override_the_suites_generation_settings(tmp_path: Path
     assert (kept.temperature, kept.top_p, kept.max_tokens, kept.stop) == (0.7, 0.9, 100, ["END"])
     cli = combine(config_path, suite, Options(temperature=0.0, top_p=1.0, max_tokens=8)).sampling
     assert (cli.temperature, cli.top_p, cli.max_tokens, cli.stop) == (0.0, 1.0, 8, ["END"])
+
+
+def test_every_option_is_declared_once_and_registered_from_its_declaration(
+    quiet_pytester: pytest.Pytester,
+) -> None:
+    from pytest_rewardkit.options import flags
+
+    declared = flags()
+    assert set(declared) == set(Options.__dataclass_fields__)
+    help_text = quiet_pytester.runpytest("--help").stdout.str()
+    for flag in declared.values():
+        assert flag.flag in help_text
+    # The raw dict and the validation come from the same fields: every flag's value reaches Options.
+    assert parse_options({name: None for name in declared}) == Options()

@@ -20,14 +20,11 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from pytest_rewardkit.errors import GenerationError
 from pytest_rewardkit.recording import Interaction
 
 FIREWORKS_BASE_URL = "https://api.fireworks.ai/inference/v1"
 BODY_EXCERPT = 200
-
-
-class GenerationError(Exception):
-    """A model call failed; the row is an error item, never a reward of 0."""
 
 
 class AuthenticationError(GenerationError):

@@ -20,7 +20,8 @@ import aiohttp
 from pydantic import SecretStr, ValidationError
 
 from pytest_rewardkit.auth import describe_places
-from pytest_rewardkit.evaluation import Case, Responses, RowError, SessionStop
+from pytest_rewardkit.errors import RowError, SessionStop
+from pytest_rewardkit.evaluation import Case, Responses
 from pytest_rewardkit.generation.client import (
     FIREWORKS_BASE_URL,
     AuthenticationError,

@@ -6,7 +6,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from pytest_rewardkit.errors import UnknownReward
 from pytest_rewardkit.reward import RewardFunction, import_object, reward_function
+
+__all__ = ["BUILTINS", "UnknownReward", "resolve_reward"]
 
 # One line per built-in: name -> "module:function". Other modules add theirs here.
 BUILTINS: dict[str, str] = {
@@ -25,10 +28,6 @@ BUILTINS: dict[str, str] = {
     "composite": "pytest_rewardkit.rewards.composite:composite_reward",
     "multi_turn": "pytest_rewardkit.rewards.multi_turn:multi_turn_reward",
 }
-
-
-class UnknownReward(LookupError):
-    """A suite names a reward that is neither a built-in nor an importable reward function."""
 
 
 def resolve_reward(name: str, suite_dir: Path | None = None) -> RewardFunction:

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pytest_rewardkit.errors import validation_problems
 from pytest_rewardkit.models import EvaluateResult, Message, MetricResult
 from pytest_rewardkit.reward import reward_function
 from pytest_rewardkit.rewards import UnknownReward, resolve_reward
@@ -66,9 +67,7 @@ def composite_reward(
         config = CompositeParams.model_validate({"components": components})
         rewards = [resolve_reward(c.name) for c in config.components]
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
-        )
+        problems = "; ".join(validation_problems(exc))
         return EvaluateResult.invalid(
             f"composite reward params: {problems} (expected components: [{{name, weight, params}}, ...])"
         )

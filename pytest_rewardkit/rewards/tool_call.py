@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pytest_rewardkit.errors import dotted, validation_problems
 from pytest_rewardkit.models import EvaluateResult, Message, MetricResult
 from pytest_rewardkit.reward import reward_function
 from pytest_rewardkit.rewards.calls import Call, CallReading, read_calls
@@ -140,7 +141,7 @@ def parse_tools(tools: Any) -> dict[str, Tool]:
         try:
             tool = Tool.model_validate(item)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'tool'}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(validation_problems(exc, lambda loc: dotted(loc) if loc else "tool"))
             raise ValueError(
                 f'tools[{index}] is not an OpenAI tool {{"type": "function", "function": {{"name", '
                 f'"parameters"}}}}: {problems}'

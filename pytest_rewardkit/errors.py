@@ -1,0 +1,84 @@
+"""Every error pytest-rewardkit raises on purpose, as one tree (the way httpx documents its own).
+
+    RewardkitError
+    ├── ConfigError        a setting, option, suite file or import path the user must fix
+    ├── DatasetError       a dataset file that cannot be read as a whole (one bad line is a row problem)
+    ├── RewardError        a reward that cannot be used
+    │   └── UnknownReward      neither a built-in nor an importable reward function
+    ├── GenerationError    a model call failed (subclasses in pytest_rewardkit.generation)
+    ├── CassetteError      a cassette cannot be read or written (pytest_rewardkit.recording.SecretLeak)
+    ├── SandboxError       the code sandbox cannot run (pytest_rewardkit.sandbox)
+    ├── RowError           one row could not be scored: an error item, never a reward of 0
+    └── SessionStop        no row can be scored (no or a rejected API key): the run stops once
+
+Catch a branch, not a tuple of unrelated classes. `ConfigError` and `DatasetError` are also
+`ValueError`s, as they were before the tree existed. A grader's own failure inside a reward is not
+raised: the reward returns `EvaluateResult.invalid(...)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+Location = tuple[int | str, ...]
+
+
+class RewardkitError(Exception):
+    """Base of every error pytest-rewardkit raises on purpose; the message names the file, row or
+    option at fault and the fix."""
+
+
+class ConfigError(RewardkitError, ValueError):
+    """A settings problem the user must fix; the message names the file or option."""
+
+
+class DatasetError(RewardkitError, ValueError):
+    """The dataset file as a whole cannot be read (one bad line is a DatasetEntry problem)."""
+
+
+class RewardError(RewardkitError):
+    """A reward cannot be used: not found, a wrong signature, or params it refuses."""
+
+
+class UnknownReward(RewardError):
+    """A suite names a reward that is neither a built-in nor an importable reward function."""
+
+
+class GenerationError(RewardkitError):
+    """A model call failed; the row is an error item, never a reward of 0."""
+
+
+class CassetteError(RewardkitError):
+    """A cassette cannot be used; the message names the file and the fix."""
+
+
+class SandboxError(RewardkitError):
+    """The code sandbox cannot run a program as configured."""
+
+
+class RowError(RewardkitError):
+    """The row could not be scored (bad row, failed generation, broken reward): an error, not a 0."""
+
+
+class SessionStop(RewardkitError):
+    """No row can be evaluated (e.g. no or a rejected API key): the session stops once with this
+    message instead of failing every row the same way."""
+
+
+def validation_problems(exc: ValidationError, locate: Callable[[Location], str] | None = None) -> list[str]:
+    """A pydantic validation error as one line per problem, `<location>: <message>`, without
+    pydantic's 'Value error, ' prefix. `locate` names a location (default: its parts joined by dots)."""
+    problems = []
+    for error in exc.errors():
+        where = locate(error["loc"]) if locate is not None else dotted(error["loc"])
+        problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+    return problems
+
+
+def dotted(location: Location) -> str:
+    """`tests.0.stdin`, or '(top level)' for the model itself."""
+    return ".".join(str(part) for part in location) or "(top level)"
