@@ -16,8 +16,8 @@ from pydantic import BaseModel
 from pytest_rewardkit.config import Settings
 from pytest_rewardkit.errors import RewardError, RowError
 from pytest_rewardkit.models import EvaluateResult, Message, Response, ResponseStats, Row, Trajectory, excerpt
+from pytest_rewardkit.resolver import BoundReward, Resolver, resolver_for
 from pytest_rewardkit.reward import RewardFunction
-from pytest_rewardkit.rewards import resolve_reward
 
 if TYPE_CHECKING:
     from pytest_rewardkit.environment import Environment
@@ -106,9 +106,7 @@ class Case:
     row: Row
     row_id: str
     source: ResponseSource | None = None
-    _reward: RewardFunction | None = field(default=None, repr=False)
     _prompt: list[Message] | None = field(default=None, repr=False)
-    _kwargs: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def model_label(self) -> str:
@@ -125,16 +123,17 @@ class Case:
             self._prompt = messages
         return list(self._prompt)
 
-    def reward_kwargs(self) -> dict[str, Any]:
-        """The reward's params from the suite, then the row's extra fields (which win)."""
-        if self._kwargs is None:
-            self._kwargs = {**self.settings.reward.params, **self.row.extra}
-        return self._kwargs
+    def resolver(self) -> Resolver:
+        """Resolves names beside the suite (its YAML file's folder)."""
+        return resolver_for(self.settings.config_path.parent)
 
-    def reward(self) -> RewardFunction:
-        if self._reward is None:
-            self._reward = resolve_reward(self.settings.reward.name, self.settings.config_path.parent)
-        return self._reward
+    def bound_reward(self, reward: RewardFunction | None = None) -> BoundReward:
+        """The suite's reward (or `reward` instead) with the suite's params, prepared: resolved and
+        validated once per suite. RewardError if it cannot be used."""
+        spec = self.settings.reward
+        if reward is None:
+            return self.resolver().bind(spec.name, spec.params)
+        return self.resolver().bind_reward(reward, spec.params)
 
     def environment(self) -> Environment | None:
         """The suite's (or the row's own) environment class with its tools, for multi-turn rows."""
@@ -156,10 +155,11 @@ class Case:
         return [self.row.messages[-1]]
 
 
-def score_variant(reward: RewardFunction, case: Case, index: int, response: Response) -> VariantResult:
+def score_variant(
+    reward: RewardFunction, kwargs: dict[str, Any], case: Case, index: int, response: Response
+) -> VariantResult:
     """Score one variant. A rollout is scored on its whole conversation; the reward also gets
     `trajectory` (turns, limits reached) and `final_state` (the environment's public attributes)."""
-    kwargs = case.reward_kwargs()
     trajectory = response if isinstance(response, Trajectory) else None
     if isinstance(response, Trajectory):
         answer, messages = response.final_message, response.messages
@@ -235,10 +235,12 @@ def evaluate_case(case: Case, reward: RewardFunction | None = None) -> RowOutcom
     try:
         prompt = case.prompt()
         responses = case.responses()
-        reward = reward or case.reward()
+        bound = case.bound_reward(reward)
     except (RowError, RewardError) as exc:
         return RowOutcome(**base, prompt=case.row.messages, variants=[], reward=None, passed=False, error=str(exc))
-    variants = [score_variant(reward, case, i, response) for i, response in enumerate(responses)]
+    # The suite's params, then the row's extra fields (which win).
+    kwargs = {**bound.params, **extra}
+    variants = [score_variant(bound.reward, kwargs, case, i, response) for i, response in enumerate(responses)]
     if isinstance(responses, Responses):
         price = settings.prices.get(settings.model or "")
         for variant, stats in zip(variants, responses.stats, strict=False):

@@ -8,14 +8,20 @@ import functools
 import importlib
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from pytest_rewardkit.errors import validation_problems
 from pytest_rewardkit.models import EvaluateResult, Message
 
+if TYPE_CHECKING:
+    from pytest_rewardkit.resolver import Resolver
+
 MessagesLike = Sequence[Message | dict[str, Any]]
+# Turns a suite's params for a reward into what its calls receive, once per suite: validated, with
+# sub-rewards resolved beside the suite. Raises RewardError for params the reward refuses.
+Prepare = Callable[[dict[str, Any], "Resolver"], dict[str, Any]]
 
 
 class RewardFunction:
@@ -31,6 +37,7 @@ class RewardFunction:
         self.fn = fn
         self.name: str = fn.__name__
         self.is_async = inspect.iscoroutinefunction(fn)
+        self.prepare: Prepare | None = None
 
     def __repr__(self) -> str:
         return f"<reward_function {self.fn.__module__}.{self.fn.__qualname__}>"
@@ -53,6 +60,12 @@ class RewardFunction:
             return self(messages, ground_truth, **kwargs)
         outcome: Awaitable[Any] = self.fn(to_messages(messages), ground_truth=ground_truth, **kwargs)
         return self._coerce(await outcome)
+
+    def preparer(self, prepare: Prepare) -> Prepare:
+        """Register, as a decorator, how this reward's params are prepared once per suite (see
+        `pytest_rewardkit.resolver`): a composite resolves its components there."""
+        self.prepare = prepare
+        return prepare
 
     def _coerce(self, value: Any) -> EvaluateResult:
         if isinstance(value, EvaluateResult):
@@ -105,12 +118,19 @@ def to_messages(messages: MessagesLike) -> list[Message]:
     return [m if isinstance(m, Message) else Message.model_validate(m) for m in messages]
 
 
-def import_object(path: str) -> Any:
-    """Import `package.module:attribute.path`."""
+def split_import_path(path: str) -> tuple[str, list[str]]:
+    """`package.module:attr.path` as its module and attribute names; ValueError if malformed."""
     module_name, sep, attr_path = path.partition(":")
     if not sep or not module_name or not attr_path:
-        raise ValueError(f"{path!r} is not an import path of the form 'module:function'")
+        raise ValueError(f"{path!r} is not an import path of the form 'module:function' (or 'module:Class')")
+    return module_name, attr_path.split(".")
+
+
+def import_object(path: str) -> Any:
+    """Import `package.module:attribute.path` from sys.path (how a pickled reward finds itself;
+    names in a suite resolve with `pytest_rewardkit.resolver`, which also looks beside the suite)."""
+    module_name, attrs = split_import_path(path)
     obj: Any = importlib.import_module(module_name)
-    for attr in attr_path.split("."):
+    for attr in attrs:
         obj = getattr(obj, attr)
     return obj

@@ -20,8 +20,9 @@ from pytest_rewardkit.errors import ConfigError, DatasetError, UnknownReward
 from pytest_rewardkit.evaluation import Case
 from pytest_rewardkit.models import EvaluateResult
 from pytest_rewardkit.options import Options
+from pytest_rewardkit.resolver import Resolver, resolver_for
 from pytest_rewardkit.reward import RewardFunction, reward_function
-from pytest_rewardkit.rewards import BUILTINS, resolve_reward
+from pytest_rewardkit.rewards import BUILTINS
 from pytest_rewardkit.suite import find_config, load_suite
 
 if TYPE_CHECKING:
@@ -56,10 +57,13 @@ class _Adapter:
         reward: RewardFunction,
         params: Mapping[str, Any] | None = None,
         columns: Mapping[str, str | None] | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self.reward = reward
         self.params = dict(params or {})
         self.columns = {**DEFAULT_COLUMNS, **(columns or {})}
+        # Prepared once (a composite's components resolved beside the suite), not on every batch.
+        self._call_params = (resolver or resolver_for(None)).bind_reward(reward, self.params).params
         # TRL names the reward's metrics (`rewards/<name>/mean`) after this.
         self.__name__ = reward.name
 
@@ -84,7 +88,10 @@ class _Adapter:
                 )
             per_row[target] = values
         return [
-            (_messages(prompt, completion), {**self.params, **{name: values[i] for name, values in per_row.items()}})
+            (
+                _messages(prompt, completion),
+                {**self._call_params, **{name: values[i] for name, values in per_row.items()}},
+            )
             for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True))
         ]
 
@@ -156,16 +163,17 @@ def trl_reward(
     reward's parameters. `columns` maps a dataset column to the reward argument it feeds
     (`{"answer": "ground_truth"}`), or to None to drop it; other columns pass under their own name.
     """
-    reward, base_params = _resolve(source)
+    reward, base_params, resolver = _resolve(source)
     adapter = AsyncTRLReward if reward.is_async else TRLReward
-    return adapter(reward, {**base_params, **(params or {})}, columns)
+    return adapter(reward, {**base_params, **(params or {})}, columns, resolver)
 
 
-def _resolve(source: str | Path | RewardFunction) -> tuple[RewardFunction, dict[str, Any]]:
+def _resolve(source: str | Path | RewardFunction) -> tuple[RewardFunction, dict[str, Any], Resolver]:
+    """The reward, the suite's params for it, and where its names resolve (beside the suite)."""
     if callable(source):
-        return reward_function(source), {}
+        return reward_function(source), {}, resolver_for(None)
     if isinstance(source, str) and (source in BUILTINS or ":" in source):
-        return resolve_reward(source), {}
+        return resolver_for(None).reward(source), {}, resolver_for(None)
     path = Path(source)
     if not path.exists():
         known = ", ".join(sorted(BUILTINS))
@@ -175,8 +183,9 @@ def _resolve(source: str | Path | RewardFunction) -> tuple[RewardFunction, dict[
         )
     config_path = find_config(path)
     spec = load_suite_config(config_path).reward
+    resolver = resolver_for(config_path.parent)
     try:
-        return resolve_reward(spec.name, config_path.parent), dict(spec.params)
+        return resolver.reward(spec.name), dict(spec.params), resolver
     except UnknownReward as exc:
         raise ConfigError(f"{config_path}: reward: {exc}") from exc
 

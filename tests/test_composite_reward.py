@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from test_examples_coding import rows_of, score_in_parallel, shuffled
 
 from pytest_rewardkit import resolve_reward
@@ -89,3 +91,44 @@ def test_shuffled_composite_responses_score_near_zero(tmp_path: Path) -> None:
     outcomes = score_in_parallel(SUITE, shuffled(rows_of(SUITE)[::3]), tmp_path)
     assert all(o.error is None for o in outcomes), [o.error for o in outcomes if o.error]
     assert sum(o.reward or 0.0 for o in outcomes) / len(outcomes) <= 0.05
+
+
+LOCAL_REWARD = """
+from pytest_rewardkit import EvaluateResult, reward_function
+
+
+@reward_function
+def exact(messages, ground_truth=None, **kwargs):
+    return EvaluateResult(score=float(messages[-1].content.strip() == str(ground_truth)), reason="exact")
+"""
+
+
+@pytest.mark.parametrize(
+    "reward",
+    [
+        "suite_local_rewards:exact",
+        {"name": "composite", "params": {"components": [{"name": "suite_local_rewards:exact"}]}},
+        {
+            "name": "composite",
+            "params": {
+                "components": [{"name": "math", "params": {"strict": False}}, {"name": "suite_local_rewards:exact"}]
+            },
+        },
+        {"name": "cosine_length", "params": {"correctness": "suite_local_rewards:exact", "max_length": 10}},
+    ],
+    ids=["alone", "composite", "composite-with-a-built-in", "cosine-length-correctness"],
+)
+def test_a_reward_beside_the_suite_resolves_the_same_alone_and_as_a_sub_reward(
+    quiet_pytester: pytest.Pytester, reward: Any
+) -> None:
+    """Regression: a module beside the suite's YAML (not on sys.path) was 'No module named ...'
+    as a composite component or a shaping sub-reward, though it scored 1.0 as the suite's reward."""
+    suite = quiet_pytester.path / "suite"
+    suite.mkdir()
+    (suite / "suite_local_rewards.py").write_text(LOCAL_REWARD, encoding="utf-8")
+    (suite / "rewardkit.yaml").write_text(yaml.safe_dump({"reward": reward, "threshold": 0.9}), encoding="utf-8")
+    row = {"id": "r1", "messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]}
+    (suite / "dataset.jsonl").write_text(json.dumps({**row, "ground_truth": "4"}) + "\n", encoding="utf-8")
+    result = quiet_pytester.runpytest("suite", "--rk-output", "")
+    result.assert_outcomes(passed=1)
+    assert "No module named" not in result.stdout.str()

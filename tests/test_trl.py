@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import pickle
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -230,3 +231,21 @@ def test_a_field_trl_reserves_is_refused(make_suite: MakeSuite, chat_row: ChatRo
     folder = make_suite([chat_row("q1", None, "4", completion="x")])
     with pytest.raises(DatasetError, match=r"dataset.jsonl:1: field\(s\) \['completion'\] are reserved by TRL"):
         suite_dataset(folder)
+
+
+def test_a_composite_suite_resolves_its_components_beside_the_suite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the suite's folder joins sys.path to import its module
+    monkeypatch.delitem(sys.modules, "trl_local_rewards", raising=False)
+    (tmp_path / "trl_local_rewards.py").write_text(
+        "from pytest_rewardkit import EvaluateResult, reward_function\n\n\n"
+        "@reward_function\ndef exact(messages, ground_truth=None, **kwargs):\n"
+        "    return EvaluateResult(score=float(messages[-1].content == ground_truth))\n",
+        encoding="utf-8",
+    )
+    components = [{"name": "trl_local_rewards:exact", "weight": 3}, {"name": "math", "params": {"strict": False}}]
+    config = {"reward": {"name": "composite", "params": {"components": components}}}
+    (tmp_path / "rewardkit.yaml").write_text(json.dumps(config), encoding="utf-8")
+    reward = trl_reward(tmp_path)
+    assert reward(prompts=["2+2?", "2+2?"], completions=["4", "5"], ground_truth=["4", "4"]) == [1.0, 0.0]

@@ -3,11 +3,10 @@ a suite that scores math never pays for the code sandbox's imports."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from pytest_rewardkit.errors import UnknownReward
-from pytest_rewardkit.reward import RewardFunction, import_object, reward_function
+from pytest_rewardkit.reward import RewardFunction
 
 __all__ = ["BUILTINS", "UnknownReward", "resolve_reward"]
 
@@ -31,24 +30,8 @@ BUILTINS: dict[str, str] = {
 
 
 def resolve_reward(name: str, suite_dir: Path | None = None) -> RewardFunction:
-    """A built-in by name, or any reward function by import path `module:function`. A module
-    that sits in `suite_dir` (beside the suite's YAML) is importable without any path setup."""
-    path = BUILTINS.get(name, name)
-    if ":" not in path:
-        known = ", ".join(sorted(BUILTINS))
-        raise UnknownReward(f"unknown reward {name!r}: use a built-in ({known}) or 'module:function'")
-    top_module = path.partition(":")[0].split(".")[0]
-    if name not in BUILTINS and suite_dir is not None and str(suite_dir) not in sys.path:
-        local = suite_dir / f"{top_module}.py"
-        if local.is_file() or (suite_dir / top_module / "__init__.py").is_file():
-            # Like pytest's default "prepend" import mode does for test modules.
-            sys.path.insert(0, str(suite_dir))
-    try:
-        obj = import_object(path)
-    except (ImportError, AttributeError) as exc:
-        raise UnknownReward(f"cannot import reward {path!r}: {exc}") from exc
-    try:
-        return reward_function(obj)
-    except TypeError as exc:
-        # A wrong signature is this suite's problem: an error item per row, counted, not a crash.
-        raise UnknownReward(f"reward {path!r} cannot be used: {exc}") from exc
+    """A built-in by name, or any reward function by import path `module:function`; a module in
+    `suite_dir` (beside the suite's YAML) is found there. UnknownReward if there is none."""
+    from pytest_rewardkit.resolver import resolver_for
+
+    return resolver_for(suite_dir).reward(name)

@@ -7,23 +7,25 @@
           - {name: math, weight: 0.5, params: {strict: true}}
           - {name: code, weight: 0.5, params: {mode: all}}
 
-Each component is a built-in or a `module:function` reward, called with the same messages,
-ground truth and row fields, plus its own `params`. The score is the weighted mean of the
-component scores; `metrics` keeps every component's score under its `key` (default: its name)
-and the component's own metrics as `key.metric`. A component that errors makes the whole
-result invalid: a grader failure is not a 0.
+Each component is a built-in or a `module:function` reward (a module beside the suite's YAML is
+found there, as for the suite's own reward), called with the same messages, ground truth and row
+fields, plus its own `params`. The components are validated and resolved once per suite. The
+score is the weighted mean of the component scores; `metrics` keeps every component's score under
+its `key` (default: its name) and the component's own metrics as `key.metric`. A component that
+errors makes the whole result invalid: a grader failure is not a 0.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pytest_rewardkit.errors import validation_problems
+from pytest_rewardkit.errors import RewardError, validation_problems
 from pytest_rewardkit.models import EvaluateResult, Message, MetricResult
+from pytest_rewardkit.resolver import BoundReward, Resolver, resolver_for
 from pytest_rewardkit.reward import reward_function
-from pytest_rewardkit.rewards import UnknownReward, resolve_reward
 
 
 class Component(BaseModel):
@@ -55,6 +57,13 @@ class CompositeParams(BaseModel):
         return self
 
 
+@dataclass(frozen=True)
+class BoundComponents:
+    """The components, validated, each reward resolved beside the suite and bound to its params."""
+
+    parts: tuple[tuple[Component, BoundReward], ...]
+
+
 @reward_function
 def composite_reward(
     messages: list[Message],
@@ -63,23 +72,18 @@ def composite_reward(
     **kwargs: Any,
 ) -> EvaluateResult:
     """Weighted mean of the `components` rewards' scores; each score is kept in `metrics`."""
-    try:
-        config = CompositeParams.model_validate({"components": components})
-        rewards = [resolve_reward(c.name) for c in config.components]
-    except ValidationError as exc:
-        problems = "; ".join(validation_problems(exc))
-        return EvaluateResult.invalid(
-            f"composite reward params: {problems} (expected components: [{{name, weight, params}}, ...])"
-        )
-    except UnknownReward as exc:
-        return EvaluateResult.invalid(f"composite reward: {exc}")
+    if not isinstance(components, BoundComponents):
+        try:
+            components = _bind_components({"components": components}, resolver_for(None))["components"]
+        except RewardError as exc:
+            return EvaluateResult.invalid(str(exc))
     metrics: dict[str, MetricResult] = {}
     parts = []
     total = weighted = 0.0
-    for component, reward in zip(config.components, rewards, strict=True):
+    for component, bound in components.parts:
         label = component.label
         try:
-            result = reward(messages, ground_truth=ground_truth, **{**kwargs, **component.params})
+            result = bound.reward(messages, ground_truth=ground_truth, **{**kwargs, **bound.params})
         except Exception as exc:
             return EvaluateResult.invalid(f"composite component {label!r} raised {type(exc).__name__}: {exc}")
         if result.is_error:
@@ -93,3 +97,22 @@ def composite_reward(
         parts.append(f"{label} {result.score:.2f} (x{component.weight:g}): {result.reason}")
     # min(): float rounding of the weighted mean must not step outside [0, 1].
     return EvaluateResult(score=min(1.0, weighted / total), reason="; ".join(parts), metrics=metrics)
+
+
+@composite_reward.preparer
+def _bind_components(params: dict[str, Any], resolver: Resolver) -> dict[str, Any]:
+    """Validate the components and bind each reward, resolved beside the suite: once per suite."""
+    if isinstance(params.get("components"), BoundComponents):
+        return params
+    try:
+        config = CompositeParams.model_validate({"components": params.get("components")})
+    except ValidationError as exc:
+        problems = "; ".join(validation_problems(exc))
+        raise RewardError(
+            f"composite reward params: {problems} (expected components: [{{name, weight, params}}, ...])"
+        ) from None
+    try:
+        parts = tuple((c, resolver.bind(c.name, c.params)) for c in config.components)
+    except RewardError as exc:
+        raise RewardError(f"composite reward: {exc}") from exc
+    return {**params, "components": BoundComponents(parts)}

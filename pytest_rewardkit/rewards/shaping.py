@@ -15,7 +15,9 @@ import re
 from collections import Counter
 from typing import Any, Literal
 
+from pytest_rewardkit.errors import RewardError
 from pytest_rewardkit.models import EvaluateResult, Message, MetricResult
+from pytest_rewardkit.resolver import BoundReward, Resolver, resolver_for
 from pytest_rewardkit.reward import reward_function
 
 
@@ -139,7 +141,7 @@ def length_reward(
 def cosine_length_reward(
     messages: list[Message],
     ground_truth: Any = None,
-    correctness: str = "math",
+    correctness: str | BoundReward = "math",
     correctness_params: dict[str, Any] | None = None,
     correct_threshold: float = 1.0,
     max_length: int = 1000,
@@ -157,21 +159,23 @@ def cosine_length_reward(
 
     Correctness is the `correctness` reward (a built-in name or 'module:function', default math) with
     `correctness_params`, counted correct at a score >= correct_threshold. Values are in [0, 1]."""
-    from pytest_rewardkit.rewards import UnknownReward, resolve_reward
-
     values = (min_value_wrong, max_value_wrong, min_value_correct, max_value_correct)
     if not all(0.0 <= v <= 1.0 for v in values) or max_length <= 0 or unit not in UNITS:
         return EvaluateResult.invalid(
             f"values must be in [0, 1], max_length > 0 and unit one of {UNITS}; got {values}, {max_length}, {unit!r}"
         )
-    try:
-        judge = resolve_reward(correctness)
-    except UnknownReward as exc:
-        return EvaluateResult.invalid(f"correctness: {exc}")
+    if isinstance(correctness, BoundReward):
+        judge = correctness
+    else:
+        try:
+            params = {"correctness": correctness, "correctness_params": correctness_params}
+            judge = _bind_correctness(params, resolver_for(None))["correctness"]
+        except RewardError as exc:
+            return EvaluateResult.invalid(str(exc))
     length = _length(_response(messages), unit)
-    verdict = judge(messages, ground_truth=ground_truth, **{**kwargs, **(correctness_params or {})})
+    verdict = judge.reward(messages, ground_truth=ground_truth, **{**kwargs, **judge.params})
     if verdict.is_error:
-        return EvaluateResult.invalid(f"correctness reward {correctness!r}: {verdict.error or verdict.reason}")
+        return EvaluateResult.invalid(f"correctness reward {judge.name!r}: {verdict.error or verdict.reason}")
     correct = verdict.score >= correct_threshold
     # Wrong answers swap the ends, so their reward grows with length.
     short, long = (max_value_correct, min_value_correct) if correct else (min_value_wrong, max_value_wrong)
@@ -185,6 +189,21 @@ def cosine_length_reward(
             "length": MetricResult(score=1.0 - progress, reason=f"{length} {unit} of {max_length}"),
         },
     )
+
+
+@cosine_length_reward.preparer
+def _bind_correctness(params: dict[str, Any], resolver: Resolver) -> dict[str, Any]:
+    """The `correctness` reward resolved (beside the suite) and bound to `correctness_params`."""
+    name, extra = params.get("correctness", "math"), params.get("correctness_params")
+    if isinstance(name, BoundReward):
+        return params
+    if not isinstance(name, str) or not (extra is None or isinstance(extra, dict)):
+        raise RewardError("correctness must be a reward name and correctness_params a mapping of params")
+    try:
+        bound = resolver.bind(name, extra)
+    except RewardError as exc:
+        raise RewardError(f"correctness: {exc}") from exc
+    return {**params, "correctness": bound, "correctness_params": None}
 
 
 # ---- repetition and reasoning steps -----------------------------------------------------------------------
