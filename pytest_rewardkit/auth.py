@@ -22,13 +22,15 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from pytest_rewardkit.errors import ConfigError
+
 API_KEY_ENV = "FIREWORKS_API_KEY"
 ACCOUNT_ID_ENV = "FIREWORKS_ACCOUNT_ID"
 AUTH_FILE_ENV = "FIREWORKS_AUTH_FILE"
 SECTION = "fireworks"
 
 
-class AuthError(Exception):
+class AuthError(ConfigError):
     """No usable credentials; the message names every place that was looked at and how to fix it."""
 
 

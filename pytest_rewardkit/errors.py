@@ -2,6 +2,7 @@
 
     RewardkitError
     ├── ConfigError        a setting, option, suite file or import path the user must fix
+    │   └── AuthError          no usable API key (pytest_rewardkit.auth)
     ├── DatasetError       a dataset file that cannot be read as a whole (one bad line is a row problem)
     ├── RewardError        a reward that cannot be used
     │   └── UnknownReward      neither a built-in nor an importable reward function

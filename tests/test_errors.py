@@ -6,6 +6,7 @@ import pytest
 from pydantic import BaseModel, Field, ValidationError
 
 from pytest_rewardkit import errors
+from pytest_rewardkit.auth import AuthError
 from pytest_rewardkit.config import ConfigError
 from pytest_rewardkit.dataset import DatasetError
 from pytest_rewardkit.generation import AuthenticationError, BadResponse, RateLimitError
@@ -17,6 +18,7 @@ from pytest_rewardkit.rewards import UnknownReward
     ("error", "branch"),
     [
         (ConfigError, errors.ConfigError),
+        (AuthError, errors.ConfigError),
         (DatasetError, errors.DatasetError),
         (UnknownReward, errors.RewardError),
         (AuthenticationError, errors.GenerationError),
