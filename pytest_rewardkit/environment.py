@@ -18,7 +18,6 @@ import functools
 import inspect
 import json
 import re
-import sys
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +30,8 @@ from pydantic import create_model
 from pydantic_core import to_jsonable_python
 
 from pytest_rewardkit.config import EnvironmentSpec
-from pytest_rewardkit.reward import import_object
+from pytest_rewardkit.errors import ConfigError
+from pytest_rewardkit.resolver import resolver_for
 
 ERROR_PREFIX = "Error during execution: "
 _ARGS_HEADER = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$")
@@ -39,7 +39,7 @@ _SECTION_HEADER = re.compile(r"^\s*[A-Z][A-Za-z ]*:\s*$")
 _ARG_LINE = re.compile(r"^\s*(\*{0,2}\w+)\s*(\([^)]*\))?\s*:\s*(.*)$")
 
 
-class EnvironmentSetupError(ValueError):
+class EnvironmentSetupError(ConfigError):
     """The suite's environment cannot be used (import, tools file, schema); the message names
     the file, class or tool and the fix."""
 
@@ -201,13 +201,10 @@ def read_function_documents(path: Path) -> list[dict[str, Any]]:
 
 
 def _import_class(path: str, suite_dir: Path) -> type:
-    top_module = path.partition(":")[0].split(".")[0]
-    if (suite_dir / f"{top_module}.py").is_file() and str(suite_dir) not in sys.path:
-        sys.path.insert(0, str(suite_dir))
     try:
-        obj = import_object(path)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise EnvironmentSetupError(f"environment {path!r}: cannot import it: {exc}") from exc
+        obj = resolver_for(suite_dir).load(path)
+    except ConfigError as exc:
+        raise EnvironmentSetupError(f"environment {path!r}: cannot import it: {exc.__cause__ or exc}") from exc
     if not inspect.isclass(obj):
         raise EnvironmentSetupError(f"environment {path!r} is a {type(obj).__name__}, not a class")
     return obj

@@ -2,7 +2,8 @@
 
     RewardkitError
     ├── ConfigError        a setting, option, suite file or import path the user must fix
-    │   └── AuthError          no usable API key (pytest_rewardkit.auth)
+    │   ├── AuthError          no usable API key (pytest_rewardkit.auth)
+    │   └── EnvironmentSetupError  a suite's environment class or tools (pytest_rewardkit.environment)
     ├── DatasetError       a dataset file that cannot be read as a whole (one bad line is a row problem)
     ├── RewardError        a reward that cannot be used
     │   └── UnknownReward      neither a built-in nor an importable reward function
