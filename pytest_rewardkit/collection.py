@@ -28,7 +28,30 @@ PROGRESS_EVERY = 2.0  # seconds between live generation progress lines
 
 
 def load_suite(config: pytest.Config, config_path: Path) -> tuple[Settings, list[DatasetEntry]]:
-    return suite.load_suite(config_path, options(config), config.rootpath)
+    settings, entries = suite.load_suite(config_path, options(config), config.rootpath)
+    claim_suite(config, settings)
+    return settings, entries
+
+
+def claim_suite(config: pytest.Config, settings: Settings) -> None:
+    """One suite file per suite label in a run: two would share one cassette folder (recording
+    one would rewrite the other's) and one line of the summary."""
+    claims = config.stash.setdefault(_SUITES_KEY, {})
+    other = claims.setdefault(settings.suite, settings.config_path.resolve())
+    if other == settings.config_path.resolve():
+        return
+    if other.parent == settings.config_path.resolve().parent:
+        raise ConfigError(
+            f"{settings.config_path} and {other}: one suite file per folder (both would be suite "
+            f"{settings.suite!r}); remove one"
+        )
+    from pytest_rewardkit.recording import cassette_dir
+
+    folder = cassette_dir(cassette_root(config), settings.suite, "model").parent
+    raise ConfigError(
+        f"{settings.config_path} and {other} are both suite {settings.suite!r}: they would share the "
+        f"cassette folder {folder} and one summary line; give one a distinct `name:` in its YAML"
+    )
 
 
 def generator(config: pytest.Config) -> Generator:
@@ -138,37 +161,46 @@ def is_verdict(exc: BaseException) -> bool:
     return isinstance(exc, (RewardFailure, RowError)) or getattr(exc, "rewardkit_verdict", False) is True
 
 
-def row_settings(item: pytest.Item) -> Settings | None:
-    """The suite settings of a row item (YAML-collected or a marked test's parametrization)."""
+def row_of(item: pytest.Item) -> tuple[Settings, str] | None:
+    """The suite settings and row id of a row item (YAML-collected or a marked test's
+    parametrization); None for any other item."""
     if isinstance(item, RowItem):
-        return item.settings
+        return item.settings, item.entry.row_id
     callspec = getattr(item, "callspec", None)
     param = callspec.params.get("rk_case") if callspec is not None else None
     if isinstance(param, Case):
-        return param.settings
+        return param.settings, param.row_id
     if isinstance(param, tuple):
-        return param[0]
+        settings, entry = param
+        return settings, entry.row_id
     return None
 
 
-def selections(items: list[pytest.Item], deselected: dict[tuple[str, str, str], int]) -> list[Selection]:
-    """Per (suite, dataset, model): the rows selected to run and those the user deselected."""
+def selections(items: list[pytest.Item], deselected: dict[tuple[str, str, str], set[str]]) -> list[Selection]:
+    """Per (suite, dataset, model): how many rows were selected to run, and how many the user
+    deselected. Rows, not items: a row a YAML item and a marked test both cover is one row."""
     from pytest_rewardkit.report import Selection
 
-    found: dict[tuple[str, str, str], Selection] = {}
+    chosen: dict[tuple[str, str, str], set[str]] = {}
+    limits: dict[tuple[str, str, str], int | None] = {}
     for item in items:
-        settings = row_settings(item)
-        if settings is None:
-            continue
-        key = suite_key(settings)
-        if key not in found:
-            found[key] = Selection(suite=key[0], dataset=key[1], model=key[2], limit=settings.limit)
-        found[key].selected += 1
-    for key, count in deselected.items():
-        if key not in found:
-            found[key] = Selection(suite=key[0], dataset=key[1], model=key[2])
-        found[key].deselected = count
-    return list(found.values())
+        found = row_of(item)
+        if found is not None:
+            settings, row_id = found
+            key = suite_key(settings)
+            chosen.setdefault(key, set()).add(row_id)
+            limits[key] = settings.limit
+    return [
+        Selection(
+            suite=key[0],
+            dataset=key[1],
+            model=key[2],
+            selected=len(chosen.get(key, ())),
+            deselected=len(deselected.get(key, set()) - chosen.get(key, set())),
+            limit=limits.get(key),
+        )
+        for key in sorted(chosen.keys() | deselected.keys())
+    ]
 
 
 class SuiteFile(pytest.File):
@@ -302,4 +334,5 @@ def _upcoming_items(item: pytest.Item, window: int) -> list[pytest.Item]:
 
 
 _POSITIONS_KEY = pytest.StashKey[dict[int, int]]()
+_SUITES_KEY = pytest.StashKey[dict[str, Path]]()  # suite label -> the suite file that claimed it
 _QUEUE_KEY = pytest.StashKey[Any]()  # pytest-xdist's queue of this worker's pending items, or None

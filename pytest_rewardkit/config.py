@@ -85,7 +85,11 @@ class Price(_Strict):
 class SuiteConfig(_Strict):
     """`rewardkit.yaml`: what a suite scores and how."""
 
-    name: str | None = Field(default=None, description="defaults to the folder's name")
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the suite's label and cassette folder; defaults to the folder's path from the rootdir",
+    )
     dataset: str = "dataset.jsonl"
     reward: RewardSpec
     threshold: float = Field(default=1.0, ge=0.0, le=1.0)
@@ -231,6 +235,17 @@ class Settings(BaseModel):
     environment: EnvironmentSpec | None = None
 
 
+def suite_label(config_path: Path, root: Path | None) -> str:
+    """A suite without a `name:` is known by its folder's path from the rootdir: two folders of
+    the same name in different places stay two suites (and two cassette folders)."""
+    folder = config_path.parent
+    try:
+        relative = folder.resolve().relative_to(root.resolve()) if root else None
+    except ValueError:
+        relative = None
+    return relative.as_posix() if relative is not None and relative.parts else folder.name
+
+
 def combine(config_path: Path, config: SuiteConfig, options: Options, root: Path | None = None) -> Settings:
     """The suite's settings with the command line applied; `root` makes the dataset label relative."""
     model = options.model or config.generation.model
@@ -248,7 +263,7 @@ def combine(config_path: Path, config: SuiteConfig, options: Options, root: Path
     except ValueError:
         label = str(dataset_path)
     return Settings(
-        suite=config.name or config_path.parent.name,
+        suite=config.name or suite_label(config_path, root),
         config_path=config_path,
         dataset_path=dataset_path,
         dataset_label=label,

@@ -31,7 +31,7 @@ from pytest_rewardkit.state import (
 if TYPE_CHECKING:
     from pytest_rewardkit.collection import BoundCase
     from pytest_rewardkit.evaluation import RowOutcome
-    from pytest_rewardkit.report import GateVerdict, ResultsWriter, Selection, SuiteSummary
+    from pytest_rewardkit.report import GateVerdict, ResultsWriter, ScoredTwice, Selection, SuiteSummary
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -107,10 +107,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     # skipped items were rows.
     if report.failed and call.excinfo is not None and collection.is_verdict(call.excinfo.value):
         report.rewardkit_verdict = True  # type: ignore[attr-defined]
-    elif report.skipped and (settings := collection.row_settings(item)) is not None:
+    elif report.skipped and (row := collection.row_of(item)) is not None:
         from pytest_rewardkit.evaluation import suite_key
 
-        report.rewardkit_skipped = "/".join(suite_key(settings))  # type: ignore[attr-defined]
+        report.rewardkit_skipped = "/".join(suite_key(row[0]))  # type: ignore[attr-defined]
     return report
 
 
@@ -120,12 +120,10 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
         return
     from pytest_rewardkit.evaluation import suite_key
 
-    counts = items[0].config.stash.setdefault(DESELECTED_KEY, {}) if items else {}
+    rows = items[0].config.stash.setdefault(DESELECTED_KEY, {}) if items else {}
     for item in items:
-        settings = collection.row_settings(item)
-        if settings is not None:
-            key = suite_key(settings)
-            counts[key] = counts.get(key, 0) + 1
+        if (row := collection.row_of(item)) is not None:
+            rows.setdefault(suite_key(row[0]), set()).add(row[1])
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -176,6 +174,8 @@ class RunRecorder:
         self.verdict_failures = 0
         self.outside_failures: list[str] = []
         self.collection_errors: list[str] = []
+        self.scored: dict[tuple[str, ...], tuple[str, int]] = {}  # row -> (node id, index in outcomes)
+        self.scored_twice: list[ScoredTwice] = []
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -198,11 +198,41 @@ class RunRecorder:
 
         for value in ours:
             outcome = RowOutcome.model_validate(value)
+            if not self._count_once(outcome, report.nodeid):
+                continue
             self.outcomes.append(outcome)
             if self.output is not None:
                 if self.writer is None:
                     self.writer = ResultsWriter(self.output)
                 self.writer.write(outcome)
+
+    def _count_once(self, outcome: RowOutcome, nodeid: str) -> bool:
+        """Whether the outcome is counted: a row scored again by another item in the same run (its
+        YAML item and a marked test) is not, and is noted; the same item again (a rerun) replaces it."""
+        row = (outcome.suite, outcome.dataset, outcome.model, outcome.row_id)
+        first = self.scored.get(row)
+        if first is None:
+            self.scored[row] = (nodeid, len(self.outcomes))
+            return True
+        earlier = self.outcomes[first[1]]
+        if first[0] == nodeid:
+            self.outcomes[first[1]] = outcome
+            return False
+        from pytest_rewardkit.report import ScoredTwice
+
+        conflicting = (earlier.passed, earlier.error is None) != (outcome.passed, outcome.error is None)
+        self.scored_twice.append(
+            ScoredTwice(
+                suite=outcome.suite,
+                dataset=outcome.dataset,
+                model=outcome.model,
+                row_id=outcome.row_id,
+                first=first[0],
+                second=nodeid,
+                conflicting=conflicting,
+            )
+        )
+        return False
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -260,6 +290,7 @@ class RunRecorder:
             outside_failures=self.outside_failures,
             outside_failure_count=max(outside, len(self.outside_failures)),
             collection_errors=self.collection_errors,
+            scored_twice=self.scored_twice,
         )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:

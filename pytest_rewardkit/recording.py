@@ -171,8 +171,9 @@ def _safe(part: str) -> str:
 
 
 def cassette_dir(root: Path, suite: str, model_alias: str) -> Path:
-    """`<root>/<suite>/<model alias>`: where a suite's cassettes for one model live."""
-    return root / _safe(suite) / _safe(model_alias)
+    """`<root>/<suite>/<model alias>`: where a suite's cassettes for one model live. A suite
+    labelled by its folder's path (`a/capitals`) keeps that path's folders."""
+    return root.joinpath(*(_safe(part) for part in suite.split("/")), _safe(model_alias))
 
 
 def cassette_path(root: Path, suite: str, model_alias: str, row_id: str) -> Path:

@@ -83,6 +83,22 @@ def usage_totals(rows: list[RowOutcome]) -> UsageTotals | None:
     )
 
 
+class ScoredTwice(BaseModel):
+    """A row scored by two items in one run (its YAML item and a marked test): counted once."""
+
+    suite: str
+    dataset: str
+    model: str
+    row_id: str
+    first: str  # node ids
+    second: str
+    conflicting: bool  # the two verdicts differ, so the one counted is arbitrary
+
+    @property
+    def key(self) -> SuiteKey:
+        return self.suite, self.dataset, self.model
+
+
 class SuiteSummary(BaseModel):
     suite: str
     dataset: str
@@ -104,6 +120,7 @@ class SuiteSummary(BaseModel):
     deselected: int = 0
     limit: int | None = None
     skipped: int = 0
+    scored_twice: list[ScoredTwice] = []
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -193,6 +210,7 @@ class RunFacts(BaseModel):
     outside_failures: list[str] = []  # failed tests that are not rows' verdicts
     outside_failure_count: int = 0  # pytest's count, which also covers what the names miss
     collection_errors: list[str] = []
+    scored_twice: list[ScoredTwice] = []
 
     def skipped_rows(self, key: SuiteKey) -> int:
         return self.skipped.get("/".join(key), 0)
@@ -216,6 +234,7 @@ def annotate(summaries: list[SuiteSummary], facts: RunFacts) -> list[SuiteSummar
                     "deselected": selection.deselected if selection else 0,
                     "limit": selection.limit if selection else None,
                     "skipped": skipped,
+                    "scored_twice": [d for d in facts.scored_twice if d.key == key],
                 }
             )
         )
@@ -273,6 +292,15 @@ def gate(summaries: list[SuiteSummary], spec: GateSpec, facts: RunFacts | None =
     ]
     if incomplete:
         reasons.append("incomplete: " + ", ".join(incomplete))
+    conflicts = [
+        f"{s.suite}/{s.model} row {d.row_id} ({d.first} and {d.second})"
+        for s in summaries
+        for d in s.scored_twice
+        if d.conflicting
+    ]
+    if conflicts:
+        shown = ", ".join(conflicts[:3]) + (f" and {len(conflicts) - 3} more" if len(conflicts) > 3 else "")
+        reasons.append(f"conflicting verdicts: {shown}")
     if not any(s.rows for s in summaries):
         reasons.append("no rows were evaluated")
     below = [f"{s.suite}/{s.model} {s.pass_rate:.1%}" for s in summaries if s.rows and s.pass_rate < spec.min_pass_rate]
@@ -376,6 +404,11 @@ def _selection_lines(s: SuiteSummary, deselected_by: list[str]) -> list[str]:
         )
     if s.skipped:
         lines.append(f"  skipped {s.skipped} row{'s' if s.skipped > 1 else ''}")
+    if s.scored_twice:
+        count, first = len(s.scored_twice), s.scored_twice[0]
+        lines.append(
+            f"  scored twice: {count} row{'s' if count > 1 else ''} (by {first.first} and {first.second}); counted once"
+        )
     if s.selected is not None and s.rows < s.selected - s.skipped:
         lines.append(f"  incomplete: {s.rows} of {s.selected - s.skipped} rows ran")
     return lines

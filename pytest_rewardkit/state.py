@@ -21,9 +21,9 @@ RAW_OPTIONS_KEY = pytest.StashKey[dict[str, Any]]()
 OPTIONS_KEY: pytest.StashKey[Options] = pytest.StashKey()
 GENERATOR_KEY: pytest.StashKey[Generator] = pytest.StashKey()
 OUTCOME_KEY: pytest.StashKey[RowOutcome] = pytest.StashKey()  # on an item, once it is scored
-# The gate's completeness check: rows deselected per (suite, dataset, model), and what each
+# The gate's completeness check: row ids deselected per (suite, dataset, model), and what each
 # should score (an xdist worker sends the latter in its workeroutput under SELECTIONS_OUTPUT).
-DESELECTED_KEY: pytest.StashKey[dict[tuple[str, str, str], int]] = pytest.StashKey()
+DESELECTED_KEY: pytest.StashKey[dict[tuple[str, str, str], set[str]]] = pytest.StashKey()
 SELECTIONS_KEY: pytest.StashKey[list[Selection]] = pytest.StashKey()
 SELECTIONS_OUTPUT = "rewardkit_selections"
 

@@ -134,7 +134,7 @@ def settings_for(tmp_path: Path, options: Options, **config: Any) -> Any:
 
 def test_combine_without_options_keeps_the_file_settings(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, Options(), threshold=0.75, system_prompt="be brief")
-    assert settings.suite == "algebra"
+    assert settings.suite == "suites/algebra"  # the folder's path from the rootdir: unique in the run
     assert settings.dataset_path == tmp_path / "suites" / "algebra" / "dataset.jsonl"
     assert settings.dataset_label == "suites/algebra/dataset.jsonl"
     assert (settings.threshold, settings.system_prompt, settings.model, settings.n, settings.ks) == (

@@ -283,3 +283,102 @@ def test_a_generation_error_counts_as_errored(
     result = pytester.runpytest("--rk-min-pass-rate", "0.5", "--rk-output", "")
     assert result.ret == FAILED
     result.stdout.fnmatch_lines(["*errored: suite/dataset 1 of 2 rows (50.0%)*"])
+
+
+# --- items 6 and 7: suites are isolated, rows counted once -------------------------------------
+
+
+def capitals(make_suite: MakeSuite, chat_row: ChatRow, parent: str, answer: str) -> None:
+    """A suite folder `<parent>/capitals` whose one row asks about `parent` (same row id in both)."""
+    make_suite(
+        [{"id": "r0", "messages": [{"role": "user", "content": f"capital of {parent}?"}], "ground_truth": answer}],
+        folder=f"{parent}/capitals",
+        models={"fake": "acme/fake"},
+    )
+
+
+def test_same_named_suite_folders_keep_separate_cassettes(
+    pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow
+) -> None:
+    from pytest_rewardkit.fake_server import FakeChatServer
+
+    capitals(make_suite, chat_row, "a", "Paris")
+    capitals(make_suite, chat_row, "b", "Rome")
+    server = FakeChatServer(table={"capital of a?": ["Paris"], "capital of b?": ["Rome"]})
+    base_url = server.start_in_thread()
+    try:
+        common = ["--rk-model", "fake", "--rk-base-url", base_url, "--rk-output", ""]
+        pytester.runpytest("a", "b", *common, "--record-mode=new_episodes").assert_outcomes(passed=2)
+        assert (pytester.path / "cassettes/a/capitals/fake/r0.yaml").is_file()
+        assert (pytester.path / "cassettes/b/capitals/fake/r0.yaml").is_file()
+        # Re-recording one suite from scratch leaves the other's recordings alone.
+        pytester.runpytest("a", *common, "--record-mode=all").assert_outcomes(passed=1)
+    finally:
+        server.stop()
+    replay = pytester.runpytest("a", "b", "--rk-model", "fake", "--rk-output", "")
+    replay.assert_outcomes(passed=2)
+
+
+def test_two_suites_resolving_to_one_cassette_folder_are_refused_naming_both(
+    pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow
+) -> None:
+    make_suite([chat_row("a", "1", "1")], folder="one", name="capitals")
+    make_suite([chat_row("b", "1", "1")], folder="two", name="capitals")
+    result = pytester.runpytest("--rk-output", "")
+    assert result.ret == INTERRUPTED
+    result.stdout.fnmatch_lines(
+        ["*two/rewardkit.yaml and *one/rewardkit.yaml are both suite 'capitals'*give one a distinct `name:`*"]
+    )
+
+
+def test_a_yaml_and_a_yml_in_one_folder_are_refused_naming_both(
+    pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow
+) -> None:
+    folder = make_suite([chat_row("a", "1", "1")])
+    (folder / "rewardkit.yml").write_text((folder / "rewardkit.yaml").read_text())
+    result = pytester.runpytest("--rk-output", "", "--rk-min-pass-rate", "1")
+    assert result.ret != OK
+    result.stdout.fnmatch_lines(["*suite/rewardkit.yml and *suite/rewardkit.yaml: one suite file per folder*"])
+
+
+def test_a_suite_scored_by_its_yaml_and_a_marked_test_counts_each_row_once(
+    pytester: pytest.Pytester, low_suite: None
+) -> None:
+    pytester.makepyfile(
+        test_marked="""
+        import pytest
+
+        @pytest.mark.rewardkit("suite")
+        def test_rows(rk_case):
+            rk_case.evaluate()
+        """
+    )
+    result = pytester.runpytest("--rk-min-pass-rate", "0.6", "--rk-output", "")
+    result.assert_outcomes(passed=4, failed=2)
+    assert result.ret == OK
+    result.stdout.fnmatch_lines(
+        [
+            "  scored twice: 3 rows (by suite/rewardkit.yaml::* and test_marked.py::test_rows*); counted once",
+            "  rows 3  variants 3  passed 2  failed 1  errored 0",
+        ]
+    )
+
+
+def test_a_row_scored_twice_with_different_verdicts_fails_the_gate(pytester: pytest.Pytester, low_suite: None) -> None:
+    pytester.makepyfile(
+        test_marked="""
+        import pytest
+        from pytest_rewardkit import EvaluateResult, reward_function
+
+        @reward_function
+        def lenient(messages, ground_truth=None, **kwargs):
+            return EvaluateResult(score=1.0, reason="always")
+
+        @pytest.mark.rewardkit("suite")
+        def test_rows(rk_case):
+            rk_case.evaluate(reward=lenient)
+        """
+    )
+    result = pytester.runpytest("suite", "test_marked.py", "--rk-min-pass-rate", "0.6", "--rk-output", "")
+    assert result.ret == FAILED
+    result.stdout.fnmatch_lines(["rewardkit gate: FAILED (conflicting verdicts: suite/dataset row b (*)) -> exit 1"])
