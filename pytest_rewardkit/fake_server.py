@@ -22,7 +22,6 @@ import functools
 import hashlib
 import json
 import signal
-import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pytest_rewardkit.errors import dotted, validation_problems
 from pytest_rewardkit.evaluators.fake import Answer, FakeEvaluators
+from pytest_rewardkit.loop_thread import LoopThread
 from pytest_rewardkit.models import content_text
 
 Candidate = str | dict[str, Any]
@@ -149,8 +149,7 @@ class FakeChatServer:
     _faults: collections.deque[Fault] = field(default_factory=collections.deque, init=False, repr=False)
     _cursors: collections.Counter[str] = field(default_factory=collections.Counter, init=False, repr=False)
     _runner: web.AppRunner | None = field(default=None, init=False, repr=False)
-    _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
-    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
+    _loop: LoopThread | None = field(default=None, init=False, repr=False)
     _base_url: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -188,27 +187,25 @@ class FakeChatServer:
         """Serve from an event loop in a daemon thread; returns the base URL."""
         if self._base_url is not None:
             raise RuntimeError(f"FakeChatServer is already running at {self._base_url}")
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="FakeChatServer", daemon=True)
-        thread.start()
+        loop = LoopThread("FakeChatServer")
         try:
-            base_url = asyncio.run_coroutine_threadsafe(self._start(), loop).result()
+            base_url = loop.run(self._start())
         except BaseException:
-            self._shut_loop(loop, thread)
+            loop.stop()
             raise
-        self._loop, self._thread = loop, thread
+        self._loop = loop
         return base_url
 
     def stop(self) -> None:
         """Stop the server started by start_in_thread() and free its port; does nothing when not running."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
+        loop = self._loop
+        if loop is None:
             return
         try:
-            asyncio.run_coroutine_threadsafe(self._stop(), loop).result()
+            loop.run(self._stop())
         finally:
-            self._loop = self._thread = None
-            self._shut_loop(loop, thread)
+            self._loop = None
+            loop.stop()
 
     @contextlib.contextmanager
     def running(self) -> Iterator[str]:
@@ -218,12 +215,6 @@ class FakeChatServer:
             yield base_url
         finally:
             self.stop()
-
-    @staticmethod
-    def _shut_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
 
     async def _start(self) -> str:
         if self._base_url is not None:

@@ -57,7 +57,8 @@ class RewardFunction:
 
     async def acall(self, messages: MessagesLike, ground_truth: Any = None, **kwargs: Any) -> EvaluateResult:
         if not self.is_async:
-            return self(messages, ground_truth, **kwargs)
+            # On a worker thread: a CPU-bound grader must not stall the caller's event loop.
+            return await asyncio.to_thread(self.__call__, messages, ground_truth, **kwargs)
         outcome: Awaitable[Any] = self.fn(to_messages(messages), ground_truth=ground_truth, **kwargs)
         return self._coerce(await outcome)
 

@@ -7,6 +7,8 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +200,23 @@ def test_a_pickled_reward_loads_and_scores_in_a_fresh_interpreter(tmp_path: Path
 def test_import_object_refuses_a_malformed_path(path: str) -> None:
     with pytest.raises(ValueError, match="module:function"):
         import_object(path)
+
+
+def test_acall_runs_a_sync_reward_off_the_event_loop() -> None:
+    loop_threads: list[int] = []
+
+    @reward_function
+    def slow(messages: list[Message], ground_truth: Any = None, **kwargs: Any) -> EvaluateResult:
+        loop_threads.append(threading.get_ident())
+        time.sleep(0.3)
+        return EvaluateResult(score=1.0)
+
+    async def main() -> tuple[float, int]:
+        started = time.perf_counter()
+        results = await asyncio.gather(*(slow.acall([{"role": "assistant", "content": "x"}]) for _ in range(3)))
+        assert [r.score for r in results] == [1.0, 1.0, 1.0]
+        return time.perf_counter() - started, threading.get_ident()
+
+    elapsed, loop_thread = asyncio.run(main())
+    assert loop_thread not in loop_threads  # never on the loop's own thread
+    assert elapsed < 0.8  # three 0.3 s calls overlapped instead of blocking the loop in turn

@@ -31,6 +31,7 @@ from pytest_rewardkit.generation.client import (
     GenerationError,
 )
 from pytest_rewardkit.generation.models import resolve_model
+from pytest_rewardkit.loop_thread import LoopThread
 from pytest_rewardkit.models import Message, Response
 from pytest_rewardkit.recording import (
     CassetteError,
@@ -103,8 +104,7 @@ class Generator:
         self.stopped: SessionStop | None = None
         self._folder_urls: dict[Path, list[str]] = {}
         self._futures: dict[tuple[str, str, str], concurrent.futures.Future[Sequence[Response]]] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._loop: LoopThread | None = None
         self._session: aiohttp.ClientSession | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._lock = threading.Lock()
@@ -147,15 +147,11 @@ class Generator:
     def close(self) -> None:
         if self._loop is None:
             return
-        loop = self._loop
         for future in self._futures.values():
             future.cancel()
         if self._session is not None:
-            asyncio.run_coroutine_threadsafe(self._session.close(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        loop.close()
+            self._loop.run(self._session.close(), timeout=10)
+        self._loop.stop(timeout=10)
         self._loop = None
 
     # -- cassettes --------------------------------------------------------------------------
@@ -261,15 +257,12 @@ class Generator:
         loop = self._ensure_loop()
         with self._lock:
             self.progress.total += 1
-        return asyncio.run_coroutine_threadsafe(self._generate_row(case), loop)
+        return loop.submit(self._generate_row(case))
 
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+    def _ensure_loop(self) -> LoopThread:
         with self._lock:
             if self._loop is None:
-                loop = asyncio.new_event_loop()
-                self._thread = threading.Thread(target=loop.run_forever, name="rewardkit-generation", daemon=True)
-                self._thread.start()
-                self._loop = loop
+                self._loop = LoopThread("rewardkit-generation")
             return self._loop
 
     async def _generate_row(self, case: Case) -> Sequence[Response]:

@@ -1,0 +1,39 @@
+"""An asyncio event loop running on a daemon thread, for synchronous code that drives async work:
+the generation runner (recording overlaps while pytest runs items one at a time) and the fake
+server's `start_in_thread()`. Internal."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """Starts its loop at construction; `stop()` ends it (idempotent)."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule `coroutine` on the loop; the future is safe to wait on from any other thread."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run `coroutine` on the loop and wait for its result (TimeoutError after `timeout`)."""
+        return self.submit(coroutine).result(timeout)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the loop, wait for its thread (up to `timeout`) and close the loop."""
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.loop.close()
