@@ -299,33 +299,27 @@ def bind_case(request: pytest.FixtureRequest) -> BoundCase:
     return BoundCase(request.node, param)
 
 
-def prefetch_upcoming(item: pytest.Item) -> None:
+def prefetch_upcoming(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     """Start generation for the rows this process will run next, so their model calls overlap
-    while pytest runs items one at a time. Under xdist, only rows already sent to this worker."""
+    while pytest runs items one at a time."""
     if options(item.config).record_mode == "none" or not isinstance(item, RowItem) or item.settings.model is None:
         return
     gen = generator(item.config)
     window = 2 * options(item.config).concurrency
     cases = []
-    for upcoming in _upcoming_items(item, window):
+    for upcoming in upcoming_items(item, nextitem, window):
         if isinstance(upcoming, RowItem) and upcoming.settings.model is not None and upcoming.case is not None:
             cases.append(upcoming.case)
     gen.prefetch(cases)
 
 
-def _upcoming_items(item: pytest.Item, window: int) -> list[pytest.Item]:
+def upcoming_items(item: pytest.Item, nextitem: pytest.Item | None, window: int) -> list[pytest.Item]:
+    """`item` and the items this process runs after it, up to `window` in all."""
     session = item.session
-    if _QUEUE_KEY not in item.config.stash:
-        interactor = next(
-            (p for p in item.config.pluginmanager.get_plugins() if type(p).__name__ == "WorkerInteractor"), None
-        )
-        item.config.stash[_QUEUE_KEY] = getattr(interactor, "torun", None)
-    queue = item.config.stash[_QUEUE_KEY]
-    if queue is not None:
-        # pytest-xdist's worker queue of item indices sent to this worker, not yet run.
-        with queue.lock() as pending:
-            indices = [i for i in pending if isinstance(i, int)]
-        return [item, *(session.items[i] for i in indices[: window - 1])]
+    if hasattr(item.config, "workerinput"):
+        # An xdist worker runs only what the controller sends it, and xdist has no public view of
+        # that queue; pytest's `nextitem` is the one item known to come next on this worker.
+        return [item] if nextitem is None else [item, nextitem]
     positions = item.config.stash.get(_POSITIONS_KEY, None)
     if positions is None:
         positions = item.config.stash[_POSITIONS_KEY] = {id(it): n for n, it in enumerate(session.items)}
@@ -335,4 +329,3 @@ def _upcoming_items(item: pytest.Item, window: int) -> list[pytest.Item]:
 
 _POSITIONS_KEY = pytest.StashKey[dict[int, int]]()
 _SUITES_KEY = pytest.StashKey[dict[str, Path]]()  # suite label -> the suite file that claimed it
-_QUEUE_KEY = pytest.StashKey[Any]()  # pytest-xdist's queue of this worker's pending items, or None

@@ -83,7 +83,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if options(item.config).record_mode != "none":
         from pytest_rewardkit.collection import prefetch_upcoming
 
-        prefetch_upcoming(item)
+        prefetch_upcoming(item, nextitem)
 
 
 def pytest_runtest_teardown(item: pytest.Item) -> None:

@@ -381,3 +381,19 @@ def test_the_math_example_passes_every_reference_solution(pytester: pytest.Pytes
     assert len(results) == 1319 and all(r["passed"] for r in results)
     assert re.fullmatch(r"gsm8k-test-\d{4}", results[-1]["row_id"])
     assert summary["summaries"][0]["pass_rate"] == 1.0
+
+
+def test_the_look_ahead_is_the_next_rows_in_order_and_under_xdist_only_pytests_nextitem(
+    pytester: pytest.Pytester, mixed_suite: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_rewardkit.collection import upcoming_items
+
+    items = pytester.getitems(pytester.path / "suite" / "rewardkit.yaml")
+    assert len(items) == 4
+    items[0].session.items = items  # what a run's collection leaves there
+    assert upcoming_items(items[1], items[2], window=2) == items[1:3]
+    assert upcoming_items(items[2], items[3], window=8) == items[2:]
+    # An xdist worker: no private queue is read, only what pytest itself says runs next.
+    monkeypatch.setattr(items[0].config, "workerinput", {"workerid": "gw0"}, raising=False)
+    assert upcoming_items(items[0], items[3], window=8) == [items[0], items[3]]
+    assert upcoming_items(items[3], None, window=8) == [items[3]]
