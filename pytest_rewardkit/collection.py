@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -15,8 +16,9 @@ from pytest_rewardkit import suite
 from pytest_rewardkit.auth import AuthError, find_api_key
 from pytest_rewardkit.config import Settings
 from pytest_rewardkit.dataset import DatasetEntry
-from pytest_rewardkit.errors import ConfigError, RowError, SessionStop
+from pytest_rewardkit.errors import ConfigError, RewardkitError, RowError, SessionStop
 from pytest_rewardkit.evaluation import Case, RewardFailure, RowOutcome, evaluate_case, suite_key, unscored_outcome
+from pytest_rewardkit.resolver import resolver_for
 from pytest_rewardkit.reward import RewardFunction
 from pytest_rewardkit.state import GENERATOR_KEY, OUTCOME_KEY, options
 
@@ -30,7 +32,42 @@ PROGRESS_EVERY = 2.0  # seconds between live generation progress lines
 def load_suite(config: pytest.Config, config_path: Path) -> tuple[Settings, list[DatasetEntry]]:
     settings, entries = suite.load_suite(config_path, options(config), config.rootpath)
     claim_suite(config, settings)
+    check_reward(settings)
     return settings, entries
+
+
+def check_reward(settings: Settings) -> None:
+    """Resolve the suite's reward now (cached for its rows), so that an unknown name, a module
+    that fails to import or a function the decorator refuses is one collection error naming
+    the YAML, the reward and the cause in the user's file, not one traceback per row."""
+    spec = settings.reward
+    try:
+        resolver_for(settings.config_path.parent).bind(spec.name, spec.params)
+    except Exception as exc:  # a user's module may raise anything while it is imported
+        raise ConfigError(f"{settings.config_path}: reward {spec.name!r}: {describe_failure(exc)}") from None
+
+
+def describe_failure(exc: BaseException) -> str:
+    """An exception from the user's code in one line: its type, message and the place in the
+    user's file it came from (not the library's or importlib's frames)."""
+    if isinstance(exc, RewardkitError) and not isinstance(exc.__cause__, (SyntaxError, RewardkitError)):
+        return str(exc)
+    if isinstance(exc, RewardkitError) and exc.__cause__ is not None:
+        return describe_failure(exc.__cause__)
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg} ({exc.filename}:{exc.lineno})"
+    return f"{type(exc).__name__}: {exc}{user_location(exc)}"
+
+
+def user_location(exc: BaseException) -> str:
+    """` (file:line)` of the innermost frame of `exc` outside this package and Python's import
+    machinery, or '' when there is none."""
+    package = Path(__file__).resolve().parent
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.startswith("<") or Path(frame.filename).resolve().is_relative_to(package):
+            continue
+        return f" ({frame.filename}:{frame.lineno})"
+    return ""
 
 
 def claim_suite(config: pytest.Config, settings: Settings) -> None:

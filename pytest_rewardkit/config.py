@@ -101,9 +101,9 @@ class SuiteConfig(_Strict):
     environment: EnvironmentSpec | None = None
 
 
-def describe_validation_error(exc: ValidationError, where: str) -> str:
-    """`where: invalid settings` and one indented line per problem (files and dataset lines)."""
-    return f"{where}: invalid settings\n" + "\n".join(f"  {problem}" for problem in validation_problems(exc))
+def describe_validation_error(exc: ValidationError, where: str, what: str = "settings") -> str:
+    """`where: invalid <what>` and one indented line per problem (settings files, dataset rows)."""
+    return f"{where}: invalid {what}\n" + "\n".join(f"  {problem}" for problem in validation_problems(exc))
 
 
 def load_suite_config(path: Path) -> SuiteConfig:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import hashlib
 import json
 import urllib.request
@@ -43,18 +44,29 @@ def read_dataset(path: Path, limit: int | None = None) -> list[DatasetEntry]:
     """Every non-blank line of `path` as an entry; a malformed line becomes an entry with a
     `problem` (so it is reported as its own failed item) and the other lines still load."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = path.read_bytes()
     except OSError as exc:
         raise DatasetError(f"cannot read dataset {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"dataset {path} is not UTF-8 text: {exc}") from exc
+    # Decoded line by line: one stray byte is that row's problem, not the whole file's. Split on
+    # bytes, so that only \n, \r\n and \r end a line (str.splitlines also splits inside a JSON
+    # string holding U+2028 or a form feed).
+    lines = data.removeprefix(codecs.BOM_UTF8).splitlines()
     entries: list[DatasetEntry] = []
     seen: dict[str, int] = {}
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
+    for number, encoded in enumerate(lines, start=1):
+        if not encoded.strip():
             continue
         if limit is not None and len(entries) >= limit:
             break
+        try:
+            raw = encoded.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problem = (
+                f"{path}:{number}: not UTF-8 text (byte 0x{encoded[exc.start]:02x} at column {exc.start + 1}); "
+                "save the file as UTF-8"
+            )
+            entries.append(DatasetEntry(f"line{number}", number, None, problem))
+            continue
         entry = _parse_line(path, number, raw)
         if entry.row_id in seen:
             entry = DatasetEntry(
@@ -67,7 +79,12 @@ def read_dataset(path: Path, limit: int | None = None) -> list[DatasetEntry]:
         else:
             seen[entry.row_id] = number
         entries.append(entry)
+    if not entries:
+        raise DatasetError(f"{path} has no rows: write one JSON object per line, e.g. {_EXAMPLE_ROW}")
     return entries
+
+
+_EXAMPLE_ROW = '{"id": "q1", "messages": [{"role": "user", "content": "..."}], "ground_truth": "..."}'
 
 
 def _parse_line(path: Path, number: int, raw: str) -> DatasetEntry:
@@ -83,7 +100,7 @@ def _parse_line(path: Path, number: int, raw: str) -> DatasetEntry:
     try:
         row = Row.model_validate(data)
     except ValidationError as exc:
-        return DatasetEntry(row_id, number, None, describe_validation_error(exc, where))
+        return DatasetEntry(row_id, number, None, describe_validation_error(exc, where, "row"))
     return DatasetEntry(row_id, number, row)
 
 

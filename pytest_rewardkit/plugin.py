@@ -70,12 +70,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     from pytest_rewardkit.collection import marker_cases
     from pytest_rewardkit.errors import ConfigError
 
+    # A CollectError is reported as its message alone: one error for the test, no pytest frames.
     if not marker.args:
-        raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.rewardkit needs a suite folder")
+        raise pytest.Collector.CollectError(
+            f"{metafunc.definition.nodeid}: @pytest.mark.rewardkit needs a suite folder"
+        )
     try:
         params, ids = marker_cases(metafunc.config, metafunc.definition.path, str(marker.args[0]))
     except ConfigError as exc:
-        raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from exc
+        raise pytest.Collector.CollectError(f"{metafunc.definition.nodeid}: {exc}") from None
     metafunc.parametrize("rk_case", params, ids=ids, indirect=True)
 
 

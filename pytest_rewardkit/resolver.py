@@ -14,7 +14,9 @@ reward is imported and its params validated once, not once per row or per call.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
 import json
 import sys
 import threading
@@ -76,11 +78,19 @@ class Resolver:
         else from sys.path: the one place that decides where a suite's own modules come from."""
         top = module_name.partition(".")[0]
         folder = self.folder
-        local = folder is not None and ((folder / f"{top}.py").is_file() or (folder / top / "__init__.py").is_file())
-        if local and str(folder) not in sys.path:
-            # Like pytest's default "prepend" import mode does for test modules.
-            sys.path.insert(0, str(folder))
-        return importlib.import_module(module_name)
+        if folder is None or not ((folder / f"{top}.py").is_file() or (folder / top / "__init__.py").is_file()):
+            return importlib.import_module(module_name)
+        held = sys.modules.get(top)
+        if held is None:
+            if str(folder) not in sys.path:
+                # Like pytest's default "prepend" import mode does for test modules.
+                sys.path.insert(0, str(folder))
+            held = importlib.import_module(top)
+        if _lives_in(held, folder):
+            return importlib.import_module(module_name)
+        # Another suite's module of the same name holds the name (`a/capitals/my_rewards.py` and
+        # `b/capitals/my_rewards.py`): this suite's is imported from its file under a name of its own.
+        return _import_from_folder(folder, top, module_name)
 
     def reward(self, name: str) -> RewardFunction:
         """A built-in by name, or any reward function by import path `module:function`."""
@@ -119,6 +129,36 @@ class Resolver:
         if reward.prepare is not None:
             prepared = reward.prepare(prepared, self)
         return BoundReward(name or reward.name, reward, prepared)
+
+
+def _lives_in(module: Any, folder: Path) -> bool:
+    """Whether `module` (a top-level module or package) was loaded from `folder`."""
+    origin = getattr(module, "__file__", None)
+    if origin is None:
+        return False
+    return Path(origin).resolve().parent in (folder.resolve(), (folder / module.__name__).resolve())
+
+
+def _import_from_folder(folder: Path, top: str, module_name: str) -> Any:
+    """`top` from `folder` as `<top>__rk_<hash of the folder>` (registered in sys.modules, so
+    its submodules and relative imports resolve under the same unique name)."""
+    unique = f"{top}__rk_{hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:10]}"
+    if unique not in sys.modules:
+        package = folder / top / "__init__.py"
+        path = package if package.is_file() else folder / f"{top}.py"
+        spec = importlib.util.spec_from_file_location(
+            unique, path, submodule_search_locations=[str(path.parent)] if package.is_file() else None
+        )
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[unique] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[unique]
+            raise
+    return importlib.import_module(unique + module_name[len(top) :])
 
 
 def _cache_key(name: str, params: Mapping[str, Any] | None) -> str | None:

@@ -118,13 +118,6 @@ def test_a_missing_file_is_a_dataset_error_naming_it(tmp_path: Path) -> None:
         read_dataset(tmp_path / "missing.jsonl")
 
 
-def test_a_file_that_is_not_utf8_is_a_dataset_error(tmp_path: Path) -> None:
-    path = tmp_path / "latin1.jsonl"
-    path.write_bytes('{"messages": "caf\u00e9"}\n'.encode("latin-1"))
-    with pytest.raises(DatasetError, match="not UTF-8"):
-        read_dataset(path)
-
-
 def test_write_dataset_round_trips(tmp_path: Path, chat_row: ChatRow) -> None:
     rows = [chat_row("a", "1", 1, level=2), chat_row(None, "x")]
     path = tmp_path / "nested" / "dataset.jsonl"
@@ -140,3 +133,36 @@ def test_write_dataset_refuses_duplicates_and_invalid_rows(tmp_path: Path, chat_
     with pytest.raises(ValueError, match="messages"):
         write_dataset(path, [{"id": "b", "messages": []}])
     assert not path.exists()
+
+
+def test_a_non_utf8_byte_is_that_rows_error_naming_file_and_line(tmp_path: Path, chat_row: ChatRow) -> None:
+    path = tmp_path / "dataset.jsonl"
+    good = as_line(chat_row("a", "1", "1")).encode()
+    bad = b'{"id": "b", "messages": [{"role": "user", "content": "caf\xe9"}]}'
+    path.write_bytes(good + b"\n" + bad + b"\n" + as_line(chat_row("c", "1", "1")).encode() + b"\n")
+    first, broken, last = read_dataset(path)
+    assert first.row is not None and last.row is not None and last.line == 3
+    assert broken.row is None and broken.line == 2
+    assert broken.problem == f"{path}:2: not UTF-8 text (byte 0xe9 at column 58); save the file as UTF-8"
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path, chat_row: ChatRow) -> None:
+    path = tmp_path / "dataset.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + as_line(chat_row("a", "1", "1")).encode() + b"\n")
+    (entry,) = read_dataset(path)
+    assert entry.row is not None and entry.row_id == "a"
+
+
+@pytest.mark.parametrize("content", ["", "\n  \n"])
+def test_an_empty_dataset_is_an_error_naming_the_file(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "dataset.jsonl"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DatasetError, match=f"{re.escape(str(path))} has no rows"):
+        read_dataset(path)
+
+
+def test_a_row_that_fails_validation_is_headed_invalid_row(tmp_path: Path) -> None:
+    path = write_lines(tmp_path, '{"id": "x", "messages": []}')
+    (entry,) = read_dataset(path)
+    assert entry.problem is not None and entry.problem.startswith(f"{path}:1: invalid row\n")
+    assert "invalid settings" not in entry.problem

@@ -6,6 +6,7 @@ expected status here must change the README too.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -382,3 +383,139 @@ def test_a_row_scored_twice_with_different_verdicts_fails_the_gate(pytester: pyt
     result = pytester.runpytest("suite", "test_marked.py", "--rk-min-pass-rate", "0.6", "--rk-output", "")
     assert result.ret == FAILED
     result.stdout.fnmatch_lines(["rewardkit gate: FAILED (conflicting verdicts: suite/dataset row b (*)) -> exit 1"])
+
+
+# --- item 10: datasets -------------------------------------------------------------------------
+
+
+def test_an_empty_dataset_is_a_collection_error_naming_the_file(
+    pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow
+) -> None:
+    folder = make_suite([chat_row("a", "1", "1")])
+    (folder / "dataset.jsonl").write_text("", encoding="utf-8")
+    result = pytester.runpytest("--rk-output", "", "--rk-min-pass-rate", "0.5")
+    assert result.ret == INTERRUPTED
+    result.stdout.fnmatch_lines([f"*{folder / 'dataset.jsonl'} has no rows*"])
+
+
+def test_one_non_utf8_row_loses_only_itself(
+    pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow
+) -> None:
+    folder = make_suite([chat_row("a", "1", "1"), chat_row("b", "2", "2")])
+    dataset = folder / "dataset.jsonl"
+    dataset.write_bytes(dataset.read_bytes() + b'{"id": "c", "messages": [{"role": "user", "content": "\xff"}]}\n')
+    result = pytester.runpytest("--rk-output", "")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines([f"*{dataset}:3: not UTF-8 text*"])
+
+
+# --- item 5: a suite's own reward module is its own ------------------------------------------
+
+
+def own_reward_suite(pytester: pytest.Pytester, parent: str, score: float) -> None:
+    folder = pytester.path / parent / "capitals"
+    folder.mkdir(parents=True)
+    (folder / "my_rewards.py").write_text(
+        "from pytest_rewardkit import EvaluateResult, reward_function\n\n\n"
+        "@reward_function\n"
+        "def score(messages, ground_truth=None, **kwargs):\n"
+        f"    return EvaluateResult(score={score}, reason='from {parent}')\n",
+        encoding="utf-8",
+    )
+    (folder / "rewardkit.yaml").write_text("reward: my_rewards:score\n", encoding="utf-8")
+    row = '{"id": "r0", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
+    (folder / "dataset.jsonl").write_text(row, encoding="utf-8")
+
+
+@pytest.mark.parametrize("order", [("a", "b"), ("b", "a")])
+def test_same_named_reward_modules_of_two_suites_stay_apart(
+    quiet_pytester: pytest.Pytester, order: tuple[str, str]
+) -> None:
+    own_reward_suite(quiet_pytester, "a", 1.0)
+    own_reward_suite(quiet_pytester, "b", 0.0)
+    result = quiet_pytester.runpytest(*order, "-v", "--rk-output", "")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines_random(
+        ["a/capitals/rewardkit.yaml::r0 PASSED*", "b/capitals/rewardkit.yaml::r0 FAILED*"]
+    )
+    result.stdout.fnmatch_lines(["*score 0.000: from b"])
+
+
+# --- item 8: reward problems are one collection error ------------------------------------------
+
+
+def broken_reward_suite(pytester: pytest.Pytester, module: str, reward: str = "rk_broken:score") -> Path:
+    folder = pytester.path / "suite"
+    folder.mkdir()
+    (folder / "rk_broken.py").write_text(module, encoding="utf-8")
+    (folder / "rewardkit.yaml").write_text(f"reward: {reward}\n", encoding="utf-8")
+    rows = "".join(
+        f'{{"id": "r{i}", "messages": [{{"role": "user", "content": "q"}}, {{"role": "assistant", "content": "a"}}]}}\n'
+        for i in range(6)
+    )
+    (folder / "dataset.jsonl").write_text(rows, encoding="utf-8")
+    return folder
+
+
+GOOD_REWARD = (
+    "from pytest_rewardkit import EvaluateResult, reward_function\n\n\n"
+    "@reward_function\n"
+    "def score(messages, ground_truth=None, **kwargs):\n"
+    "    return EvaluateResult(score=1.0)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("module", "reward", "said"),
+    [
+        (GOOD_REWARD, "no_such_reward", "*reward 'no_such_reward': unknown reward 'no_such_reward': use a built-in*"),
+        (GOOD_REWARD, "rk_broken:missing", "*reward 'rk_broken:missing': *has no attribute 'missing'*"),
+        ("def score(:\n", "rk_broken:score", "*reward 'rk_broken:score': SyntaxError: * (*suite/rk_broken.py:1)*"),
+        (
+            "import os\nraise RuntimeError('no config')\n",
+            "rk_broken:score",
+            "*reward 'rk_broken:score': RuntimeError: no config (*suite/rk_broken.py:2)*",
+        ),
+        (
+            "from pytest_rewardkit import reward_function\n\n\n@reward_function\ndef score(messages):\n    pass\n",
+            "rk_broken:score",
+            "*reward 'rk_broken:score': *must accept **kwargs* (*suite/rk_broken.py:4)*",
+        ),
+    ],
+    ids=["unknown", "missing-function", "syntax-error", "import-raises", "refused-signature"],
+)
+def test_a_reward_problem_is_one_collection_error_naming_yaml_reward_and_cause(
+    quiet_pytester: pytest.Pytester, module: str, reward: str, said: str
+) -> None:
+    folder = broken_reward_suite(quiet_pytester, module, reward)
+    quiet = ("-W", "ignore::pytest.PytestAssertRewriteWarning")  # an inline run's own warning
+    collected = quiet_pytester.runpytest("--co", "-q", *quiet)
+    assert collected.ret == INTERRUPTED
+    result = quiet_pytester.runpytest("--rk-output", "", *quiet)
+    assert result.ret == INTERRUPTED
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*{folder / 'rewardkit.yaml'}: {said[1:]}"])
+    output = result.stdout.str()
+    assert "_pytest" not in output and "pytest_rewardkit/" not in output
+    assert len(result.stdout.lines) < 30, output
+
+
+def test_a_marked_test_over_a_suite_with_a_broken_reward_is_one_error(quiet_pytester: pytest.Pytester) -> None:
+    broken_reward_suite(quiet_pytester, "raise RuntimeError('no config')\n")
+    quiet_pytester.makepyfile(
+        test_marked="""
+        import pytest
+
+        @pytest.mark.rewardkit("suite")
+        def test_rows(rk_case):
+            rk_case.evaluate()
+        """
+    )
+    result = quiet_pytester.runpytest(
+        "test_marked.py", "--rk-output", "", "-W", "ignore::pytest.PytestAssertRewriteWarning"
+    )
+    assert result.ret != OK
+    output = result.stdout.str() + result.stderr.str()
+    body = [line for line in result.stdout.lines if not line.startswith("ERROR ")]  # not the short summary
+    assert sum("RuntimeError: no config" in line for line in body) == 1
+    assert "_pytest" not in output and len(result.stdout.lines) < 30

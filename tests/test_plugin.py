@@ -139,7 +139,7 @@ def test_malformed_rows_are_reported_with_file_and_line_while_the_others_pass(
     result.stdout.fnmatch_lines_random(
         [
             f"*row line2: {dataset}:2: invalid JSON*",
-            f"*row empty: {dataset}:4: invalid settings",
+            f"*row empty: {dataset}:4: invalid row",
             "*messages: give at least one message*",
             f"*row line5: {dataset}:5: a row must be a JSON object*",
             "  rows 6  variants 3  passed 3  failed 0  errored 3",
