@@ -166,11 +166,21 @@ def check_recordings_exist(config: pytest.Config, settings: Settings) -> None:
         )
 
 
-def run_with_stop(evaluate: Callable[[], RowOutcome]) -> RowOutcome:
+STOPPED = "not scored: rewardkit stopped the session (the reason is the run's last message)"
+
+
+def run_with_stop(node: pytest.Item, evaluate: Callable[[], RowOutcome]) -> RowOutcome:
+    """Evaluate the row; when no row can be (SessionStop), stop the session once, with the reason.
+
+    Through session.shouldstop rather than pytest.exit: pytest ends serial runs with it after this
+    item (exit 2), and an xdist worker hands it to the controller, which stops every worker and ends
+    with the same message and exit status; pytest.exit in a worker reads as a crashed node instead."""
     try:
         return evaluate()
     except SessionStop as exc:
-        pytest.exit(f"rewardkit: {exc}", returncode=pytest.ExitCode.INTERRUPTED)
+        if not node.session.shouldstop:
+            node.session.shouldstop = f"rewardkit: {exc}"
+        pytest.skip(STOPPED)
 
 
 def node_name(row_id: str) -> str:
@@ -271,7 +281,7 @@ class RowItem(pytest.Item):
         if case is None:
             outcome = unscored_outcome(self.settings, self.entry.row_id, self.entry.problem or "malformed row")
         else:
-            outcome = run_with_stop(lambda: evaluate_case(case))
+            outcome = run_with_stop(self, lambda: evaluate_case(case))
         record(self, outcome)
         if outcome.error is not None:
             fail_unscored(outcome)
@@ -300,7 +310,7 @@ class BoundCase:
         self.settings = case.settings
 
     def evaluate(self, reward: RewardFunction | None = None, check: bool = True) -> RowOutcome:
-        outcome = run_with_stop(lambda: evaluate_case(self.case, reward))
+        outcome = run_with_stop(self._node, lambda: evaluate_case(self.case, reward))
         record(self._node, outcome)
         if check:
             outcome.check()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -30,10 +31,23 @@ class LoopThread:
         return self.submit(coroutine).result(timeout)
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop the loop, wait for its thread (up to `timeout`) and close the loop."""
+        """Cancel the loop's tasks and wait for them to unwind, stop the loop, wait for its thread
+        (up to `timeout`) and close the loop: no task is left to be destroyed while pending (an
+        interrupted run, a server handler still sleeping for a client that went away)."""
         if self.loop.is_closed():
             return
+        # A task that ignores cancellation must not hang the run: the loop is stopped anyway.
+        with contextlib.suppress(concurrent.futures.TimeoutError):
+            self.run(cancel_other_tasks(), timeout)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout)
         if not self._thread.is_alive():
             self.loop.close()
+
+
+async def cancel_other_tasks() -> None:
+    """Cancel every other task of the running loop and wait until they have unwound."""
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -179,6 +179,7 @@ class RunRecorder:
         self.collection_errors: list[str] = []
         self.scored: dict[tuple[str, ...], tuple[str, int]] = {}  # row -> (node id, index in outcomes)
         self.scored_twice: list[ScoredTwice] = []
+        self.interrupted: str | None = None  # why the run was cut short (Ctrl-C, a rewardkit stop)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -250,6 +251,10 @@ class RunRecorder:
 
             self.worker_selections = [Selection.model_validate(s) for s in found]
 
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        # Ctrl-C, and also a session stopped early (serial or by the xdist controller).
+        self.interrupted = str(excinfo.value) or excinfo.typename
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         opts = options(self.config)
@@ -269,7 +274,15 @@ class RunRecorder:
             else:
                 self.verdict = not_applied(int(exitstatus), _EXIT_WORDS.get(int(exitstatus), "pytest's own status"))
         if self.writer is not None:
-            self.writer.finish(self.summaries, self.verdict)
+            from pytest_rewardkit.report import RunStatus
+
+            run = RunStatus(
+                interrupted=self.interrupted is not None or exitstatus == pytest.ExitCode.INTERRUPTED,
+                reason=self.interrupted,
+                rows_finished=len(self.outcomes),
+                rows_collected=session.testscollected,
+            )
+            self.writer.finish(self.summaries, self.verdict, run)
         if opts.html is not None and not session.config.option.collectonly:
             from pytest_rewardkit.html_report import report_payload, write_html
 

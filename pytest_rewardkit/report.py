@@ -427,6 +427,15 @@ def _usage_lines(u: UsageTotals) -> list[str]:
     return lines
 
 
+class RunStatus(BaseModel):
+    """How the run ended, for summary.json: an interrupted run's figures cover only finished rows."""
+
+    interrupted: bool
+    reason: str | None = None
+    rows_finished: int
+    rows_collected: int
+
+
 class ResultsWriter:
     """`results.jsonl` (one line per row x variant, flushed as rows finish, so an interrupted
     run leaves every finished row on disk) and `summary.json` (replaced atomically)."""
@@ -476,11 +485,12 @@ class ResultsWriter:
             self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._file.flush()
 
-    def finish(self, summaries: list[SuiteSummary], verdict: GateVerdict | None) -> None:
+    def finish(self, summaries: list[SuiteSummary], verdict: GateVerdict | None, run: RunStatus | None = None) -> None:
         self._file.close()
         payload = {
             "summaries": [s.model_dump(mode="json") for s in summaries],
             "gate": verdict.model_dump() if verdict else None,
+            "run": run.model_dump() if run else None,
         }
         target = self.directory / "summary.json"
         tmp = target.with_suffix(".json.tmp")

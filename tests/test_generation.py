@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -412,10 +415,47 @@ def test_a_401_while_recording_stops_the_session_once_and_keeps_rows_recorded_be
     result.stdout.fnmatch_lines(["*rewardkit: *answered 401 (*): set FIREWORKS_API_KEY to a valid API key*"])
     outcomes = result.parseoutcomes()
     # Not one failure per row; r1 may or may not be scored before the stop, but it is on disk either way.
-    assert set(outcomes) <= {"passed", "warnings"} and 1 <= outcomes["passed"] <= 2
+    # The row that met the 401 is skipped, pointing at the reason printed once at the end.
+    assert set(outcomes) <= {"passed", "skipped", "warnings"} and 1 <= outcomes["passed"] <= 2
+    assert outcomes["skipped"] == 1
     assert recorded(pytester, "r0") == ["00"] and recorded(pytester, "r1") == ["10"]
     for i in range(2, 6):
         assert not cassette(pytester, f"r{i}").exists()
+
+
+def test_a_401_under_xdist_stops_once_with_the_serial_message_and_exit_2(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
+) -> None:
+    suite(rows=40)
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\npythonpath = .\n")
+    server, base_url = serve(api_key="sk-the-right-key")
+    result = pytester.runpytest_subprocess(
+        "suite",
+        "--rk-model",
+        "fake",
+        "--rk-n",
+        "1",
+        "--rk-base-url",
+        base_url,
+        "--record-mode=new_episodes",
+        "--rk-cassette-dir",
+        "cassettes",
+        "--rk-concurrency",
+        "2",
+        "-n",
+        "2",
+    )
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.INTERRUPTED, output
+    assert output.count("FIREWORKS_API_KEY") == 1, output
+    result.stdout.fnmatch_lines(
+        ["*rewardkit: *answered 401 (Incorrect API key*): set FIREWORKS_API_KEY to a valid API key*"]
+    )
+    for crash in ("worker crashed", "node down", "keyboard-interrupt", "Traceback"):
+        assert crash not in output, output
+    assert "failed" not in result.parseoutcomes() and "error" not in result.parseoutcomes()
+    # Each worker stops at its first 401: a handful of requests, not one per row.
+    assert len(server.requests) <= 12
 
 
 def test_without_a_key_and_without_cassettes_replay_is_one_collection_error(
@@ -562,6 +602,62 @@ def test_an_interrupted_recording_keeps_every_finished_row(
         assert recorded(pytester, name.removesuffix(".yaml")) == [name[1]]
     # The scored rows were written out before the interruption.
     assert {row for row, *_ in results(pytester)} >= {"r0", "r1"}
+
+
+@pytest.mark.parametrize("when", ["rows finished", "first row waiting"])
+def test_ctrl_c_while_recording_says_interrupted_in_the_summary_and_leaves_no_pending_task(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve, when: str
+) -> None:
+    suite(rows=30)
+    server, base_url = serve(latency=0.3 if when == "rows finished" else 5.0, table=None)
+    command = [sys.executable, "-m", "pytest", "suite", "--rk-model", "fake", "--rk-base-url", base_url]
+    command += ["--record-mode=new_episodes", "--rk-cassette-dir", "cassettes", "--rk-concurrency", "2"]
+    command += ["-p", "no:cacheprovider"]
+    folder = cassette(pytester, "r0").parent
+    with subprocess.Popen(
+        command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as run:
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and (
+                len(list(folder.glob("*.yaml"))) < 3 if when == "rows finished" else not server.requests
+            ):
+                time.sleep(0.05)
+            run.send_signal(signal.SIGINT)
+            output, _ = run.communicate(timeout=30)
+        finally:
+            run.kill()
+    assert run.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "KeyboardInterrupt" in output
+    for noise in (
+        "Task was destroyed but it is pending",
+        "Unclosed client session",
+        "Unclosed connector",
+        "Exception ignored",
+    ):
+        assert noise not in output, output
+    if when == "first row waiting":
+        assert not folder.exists()
+        return
+    summary = json.loads((pytester.path / "rewardkit-results" / "summary.json").read_text(encoding="utf-8"))
+    finished = {row for row, *_ in results(pytester)}
+    assert summary["run"]["interrupted"] is True and summary["run"]["reason"]
+    assert summary["run"]["rows_finished"] == len(finished) and 1 <= len(finished) < 30
+    assert summary["run"]["rows_collected"] == 30
+    assert summary["summaries"][0]["rows"] == len(finished)
+    # Every finished row's cassette is whole (none half-written).
+    for path in folder.glob("*.yaml"):
+        assert RowCassette.load(path).interactions
+
+
+def test_a_complete_run_is_not_interrupted_in_the_summary(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
+) -> None:
+    suite()
+    _server, base_url = serve()
+    rk(pytester, base_url, "new_episodes")
+    summary = json.loads((pytester.path / "rewardkit-results" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["run"] == {"interrupted": False, "reason": None, "rows_finished": ROWS, "rows_collected": ROWS}
 
 
 # -- progress -------------------------------------------------------------------------------------------------------
@@ -745,3 +841,61 @@ def test_gzipped_answers_are_stored_decoded_and_vcrpy_replays_them_through_httpx
 
     with vcr.use_cassette(str(path), record_mode="none"):
         asyncio.run(via_aiohttp())
+
+
+# -- hopeless runs --------------------------------------------------------------------------------------------------
+
+UNKNOWN_MODEL = Fault.status(404, body={"error": {"message": "Model not found, inaccessible, and/or not deployed"}})
+
+
+def run_recording(pytester: pytest.Pytester, base_url: str, *args: str, xdist: bool) -> pytest.RunResult:
+    """A recording run with n=1 and 2 requests in flight; under xdist in a subprocess, 2 workers."""
+    command = ["suite", "--rk-model", "fake", "--rk-n", "1", "--rk-base-url", base_url, "--record-mode=new_episodes"]
+    command += ["--rk-cassette-dir", "cassettes", "--rk-concurrency", "2", *args]
+    if not xdist:
+        return pytester.runpytest(*command)
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\npythonpath = .\n")
+    return pytester.runpytest_subprocess(*command, "-n", "2")
+
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["serial", "xdist"])
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        (UNKNOWN_MODEL, "answered 404: Model not found, inaccessible, and/or not deployed"),
+        (Fault.status(503, retry_after=0), "answered 503: Scripted fault: HTTP 503. (gave up after 5 attempts in "),
+    ],
+    ids=["unknown-model", "5xx-exhausted"],
+)
+def test_a_hopeless_run_stops_after_5_rows_failing_alike_and_keeps_what_was_recorded(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve, fault: Fault, error: str, xdist: bool
+) -> None:
+    suite(rows=40)
+    server, base_url = serve()
+    # The first two requests succeed (two rows recorded), every later one fails the same way.
+    server.script(Fault.timeout(0), Fault.timeout(0), *[fault] * 2000)
+    result = run_recording(pytester, base_url, xdist=xdist)
+    output = result.stdout.str()
+    assert result.ret == pytest.ExitCode.INTERRUPTED, output
+    stop = "rewardkit: 5 rows in a row failed with the same error, so recording stops here"
+    assert output.count(stop) == 1, output
+    result.stdout.fnmatch_lines(
+        [f"*{stop} (--rk-max-repeated-errors 5; everything recorded so far is kept): *{error}*"]
+    )
+    assert "node down" not in output and "worker crashed" not in output
+    rows_asked = {r.json["messages"][-1]["content"] for r in server.requests}
+    # Each process stops after 5 failing rows (plus the ones already in flight), not after 40.
+    assert len(rows_asked) <= (2 + 5 + 2) * (2 if xdist else 1), rows_asked
+    assert len(list((pytester.path / "cassettes" / "suite" / "fake").glob("*.yaml"))) == 2
+
+
+def test_rows_failing_differently_or_with_successes_between_do_not_stop_the_run(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
+) -> None:
+    suite(rows=12)
+    server, base_url = serve()
+    server.script(*[UNKNOWN_MODEL, Fault.timeout(0)] * 3, *[Fault.status(400), Fault.status(422)] * 3)
+    result = run_recording(pytester, base_url, "--rk-concurrency", "1", xdist=False)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert "rows in a row failed" not in result.stdout.str()
+    assert len(server.requests) == 12

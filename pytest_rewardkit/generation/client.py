@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,16 @@ from pytest_rewardkit.errors import GenerationError
 from pytest_rewardkit.recording import Interaction
 
 FIREWORKS_BASE_URL = "https://api.fireworks.ai/inference/v1"
+_IDS = re.compile(r"[0-9a-fA-F-]{16,}")
 BODY_EXCERPT = 200
+
+
+def failure_signature(error: GenerationError) -> str:
+    """What makes two failures the same failure (rows failing alike in a row stop a recording
+    early): the error's type and message, without retry statistics, and with long hex or digit runs
+    (request ids and the like, which differ between identical failures) blanked."""
+    message = error.base_message if isinstance(error, RetryableError) else str(error)
+    return f"{type(error).__name__}: {_IDS.sub('#', message)}"
 
 
 class AuthenticationError(GenerationError):
@@ -35,9 +45,10 @@ class RetryableError(GenerationError):
     """A failure that may pass if tried again later; `retry_after` is how long the server asked
     to wait (its Retry-After header), if it said."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None, *, base_message: str | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.base_message = base_message or message  # without why retrying stopped
 
 
 class RateLimitError(RetryableError):
@@ -187,7 +198,7 @@ class ChatClient:
             )
         else:
             why = f"gave up after {tries} in {elapsed:.1f} s"
-        return type(error)(f"{error} ({why})", error.retry_after)
+        return type(error)(f"{error} ({why})", error.retry_after, base_message=str(error))
 
     async def _once(self, body: dict[str, Any]) -> Interaction:
         url = self.settings.url

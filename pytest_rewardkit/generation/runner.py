@@ -29,9 +29,10 @@ from pytest_rewardkit.generation.client import (
     ChatClient,
     ClientSettings,
     GenerationError,
+    failure_signature,
 )
 from pytest_rewardkit.generation.models import resolve_model
-from pytest_rewardkit.loop_thread import LoopThread
+from pytest_rewardkit.loop_thread import LoopThread, cancel_other_tasks
 from pytest_rewardkit.models import Message, Response
 from pytest_rewardkit.recording import (
     CassetteError,
@@ -52,6 +53,8 @@ class GenerationConfig:
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
     max_attempts: int = 5
+    # Consecutive rows failing with the same model error before the session stops (0: never).
+    max_repeated_errors: int = 5
 
 
 @dataclass
@@ -108,6 +111,7 @@ class Generator:
         self._session: aiohttp.ClientSession | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._lock = threading.Lock()
+        self._repeated: tuple[str, int] = ("", 0)  # the last failed rows' error signature, and how many
 
     # -- what callers use -------------------------------------------------------------------
 
@@ -145,14 +149,22 @@ class Generator:
                 self._futures[self._key(case)] = self._submit(case)
 
     def close(self) -> None:
+        """Cancel what is still generating (an interrupted run), wait for it to unwind, close the
+        HTTP session and the loop: no task is left pending for the interpreter to complain about."""
         if self._loop is None:
             return
-        for future in self._futures.values():
-            future.cancel()
-        if self._session is not None:
-            self._loop.run(self._session.close(), timeout=10)
-        self._loop.stop(timeout=10)
-        self._loop = None
+        loop, self._loop = self._loop, None
+
+        async def shutdown() -> None:
+            # Rows still generating first, then their HTTP session.
+            await cancel_other_tasks()
+            if self._session is not None:
+                await self._session.close()
+
+        try:
+            loop.run(shutdown(), timeout=10)
+        finally:
+            loop.stop(timeout=10)
 
     # -- cassettes --------------------------------------------------------------------------
 
@@ -273,18 +285,38 @@ class Generator:
             )
         try:
             messages, generated = await self._generate(case)
-        except BaseException:
+        except BaseException as exc:
             with self._lock:
                 self.progress.errors += 1
                 self.progress.done += 1
+            if isinstance(exc, GenerationError) and not isinstance(exc, AuthenticationError):
+                self._count_failure(exc)
             raise
         with self._lock:
             if generated:
                 self.progress.done += 1
+                self._repeated = ("", 0)
             else:
                 # Replayed from its cassette: not live generation, so not part of the progress line.
                 self.progress.total -= 1
         return messages
+
+    def _count_failure(self, error: GenerationError) -> None:
+        """A hopeless run (unknown model, a server answering only 5xx) stops after a few rows
+        failing alike, instead of paying for every row and showing the same error on each."""
+        limit = self.config.max_repeated_errors
+        with self._lock:
+            last, count = self._repeated
+            signature = failure_signature(error)
+            count = count + 1 if signature == last else 1
+            self._repeated = (signature, count)
+            if not limit or count < limit or self.stopped is not None:
+                return
+            self.stopped = SessionStop(
+                f"{count} rows in a row failed with the same error, so recording stops here "
+                f"(--rk-max-repeated-errors {limit}; everything recorded so far is kept): {error}"
+            )
+        raise self.stopped from error
 
     async def _generate(self, case: Case) -> tuple[Sequence[Response], bool]:
         """The row's responses, and whether the endpoint was called for them."""
@@ -323,7 +355,7 @@ class Generator:
             with self._lock:
                 self.progress.recorded += sum(len(e.response_body["choices"]) for e in exchanges)
         if isinstance(error, AuthenticationError):
-            self.stopped = SessionStop(str(error))
+            self.stopped = self.stopped or SessionStop(str(error))
             raise self.stopped
         if error is not None:
             raise error
@@ -356,11 +388,17 @@ class Generator:
         return exchanges, first_error
 
     async def _call(self, client: ChatClient, body: dict[str, Any]) -> Interaction:
-        if self.stopped is not None:
-            raise AuthenticationError(str(self.stopped))
         assert self._semaphore is not None
         async with self._semaphore:
-            return await client.create(body)
+            # Checked once a slot is free: calls queued behind a 401 or a hopeless run stay unsent.
+            if self.stopped is not None:
+                raise self.stopped
+            try:
+                return await client.create(body)
+            except AuthenticationError as exc:
+                # At once, not when the row finishes: its sibling calls are already waiting for slots.
+                self.stopped = self.stopped or SessionStop(str(exc))
+                raise
 
     def _client(self, case: Case) -> ChatClient:
         assert self._session is not None
