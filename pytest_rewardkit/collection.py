@@ -4,7 +4,6 @@ becomes one item (or one parametrization) per dataset row."""
 from __future__ import annotations
 
 import functools
-import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,13 +19,11 @@ from pytest_rewardkit.errors import ConfigError, RewardkitError, RowError, Sessi
 from pytest_rewardkit.evaluation import Case, RewardFailure, RowOutcome, evaluate_case, suite_key, unscored_outcome
 from pytest_rewardkit.resolver import resolver_for
 from pytest_rewardkit.reward import RewardFunction
-from pytest_rewardkit.state import GENERATOR_KEY, OUTCOME_KEY, options
+from pytest_rewardkit.state import GENERATOR_KEY, OUTCOME_KEY, PROGRESS_PLUGIN, options
 
 if TYPE_CHECKING:
-    from pytest_rewardkit.generation import Generator, Progress
+    from pytest_rewardkit.generation import Generator
     from pytest_rewardkit.report import Selection
-
-PROGRESS_EVERY = 2.0  # seconds between live generation progress lines
 
 
 def load_suite(config: pytest.Config, config_path: Path) -> tuple[Settings, list[DatasetEntry]]:
@@ -114,7 +111,7 @@ def generator(config: pytest.Config) -> Generator:
             api_key_env=opts.api_key_env,
             read_timeout=opts.request_timeout,
         ),
-        on_progress=_progress_printer(config),
+        on_wait=_progress_tick(config),
     )
     config.stash[GENERATOR_KEY] = created
     return created
@@ -126,19 +123,10 @@ def cassette_root(config: pytest.Config) -> Path:
     return root if root.is_absolute() else config.rootpath / root
 
 
-def _progress_printer(config: pytest.Config) -> Callable[[Progress], None] | None:
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None or config.option.verbose < 0 or hasattr(config, "workerinput"):
-        return None
-    last = [0.0]
-
-    def show(progress: Progress) -> None:
-        now = time.monotonic()
-        if now - last[0] >= PROGRESS_EVERY or progress.done == progress.total:
-            last[0] = now
-            reporter.write_line(progress.line())
-
-    return show
+def _progress_tick(config: pytest.Config) -> Callable[[], None] | None:
+    """Where a serial run reports progress while a row waits (workers report through their rows)."""
+    reporter = config.pluginmanager.get_plugin(PROGRESS_PLUGIN)
+    return reporter.tick if reporter is not None else None
 
 
 def make_case(config: pytest.Config, settings: Settings, entry: DatasetEntry) -> Case | None:

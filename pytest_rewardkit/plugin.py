@@ -21,6 +21,7 @@ from pytest_rewardkit.state import (
     DESELECTED_KEY,
     GENERATOR_KEY,
     OUTCOME_KEY,
+    PROGRESS_PLUGIN,
     PROPERTY,
     RAW_OPTIONS_KEY,
     SELECTIONS_KEY,
@@ -53,6 +54,10 @@ def pytest_configure(config: pytest.Config) -> None:
         if target is not None and not target.is_absolute():
             target = config.rootpath / target
         config.pluginmanager.register(RunRecorder(config, target), "rewardkit-recorder")
+        if raw["record_mode"] != "none" and config.option.verbose >= 0:
+            from pytest_rewardkit.progress import ProgressReporter
+
+            config.pluginmanager.register(ProgressReporter(config), PROGRESS_PLUGIN)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -97,6 +102,13 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
         item.user_properties.append((PROPERTY, outcome.model_dump(mode="json")))
         # The controller keeps its own copy: the item's would hold every response twice until exit.
         del item.stash[OUTCOME_KEY]
+        if GENERATOR_KEY in item.config.stash:
+            from pytest_rewardkit.progress import PROGRESS_PROPERTY, row_finished, snapshot
+
+            row_finished(item)
+            progress = snapshot(item.config)
+            if progress is not None:
+                item.user_properties.append((PROGRESS_PROPERTY, progress))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -145,6 +157,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     # Only in runs that hold suites, so that other test suites keep pytest's usual behaviour.
     if any(isinstance(item, collection.RowItem) for item in session.items):
         gc.freeze()
+    if session.config.stash[RAW_OPTIONS_KEY]["record_mode"] != "none":
+        from pytest_rewardkit.progress import count_rows
+
+        count_rows(session)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,8 @@ from pytest_rewardkit.recording import (
     match_key,
 )
 
+WAIT_TICK = 1.0  # seconds
+
 
 @dataclass(frozen=True)
 class GenerationConfig:
@@ -59,18 +60,13 @@ class GenerationConfig:
 
 @dataclass
 class Progress:
+    """This process's live generation: rows sent to the endpoint (`total`), finished (`done`, of
+    which `errors` failed) and responses recorded. Rows answered from their cassettes do not count."""
+
     total: int = 0
     done: int = 0
     errors: int = 0
     recorded: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-    def line(self) -> str:
-        rate = self.done / max(time.monotonic() - self.started, 1e-9)
-        return (
-            f"rewardkit: generated {self.done}/{self.total} rows ({rate:.1f} rows/s), "
-            f"{self.recorded} responses recorded, {self.errors} errors"
-        )
 
 
 def request_body(case: Case, model: str) -> dict[str, Any]:
@@ -98,9 +94,10 @@ def _responses(cassette: RowCassette, key: str, choices: list[dict[str, Any]], n
 
 
 class Generator:
-    def __init__(self, config: GenerationConfig, on_progress: Callable[[Progress], None] | None = None) -> None:
+    def __init__(self, config: GenerationConfig, on_wait: Callable[[], None] | None = None) -> None:
         self.config = config
-        self.on_progress = on_progress
+        # Called every WAIT_TICK seconds while a caller waits for a row (progress reporting).
+        self.on_wait = on_wait
         self.progress = Progress()
         # Per endpoint URL, whether it honours `n`: learnt from its first answer to an n>1 request.
         self.n_supported: dict[str, bool] = {}
@@ -131,14 +128,16 @@ class Generator:
                 return replayed
             future = self._submit(case)
         try:
-            return future.result()
+            while True:
+                try:
+                    return future.result(timeout=WAIT_TICK if self.on_wait is not None else None)
+                except concurrent.futures.TimeoutError:
+                    if self.on_wait is not None:
+                        self.on_wait()
         except (SessionStop, RowError):
             raise
         except (GenerationError, CassetteError) as exc:
             raise RowError(str(exc)) from exc
-        finally:
-            if self.on_progress is not None and self.progress.done:
-                self.on_progress(self.progress)
 
     def prefetch(self, cases: list[Case]) -> None:
         """Start generating rows that will run soon, so that their calls overlap."""
@@ -297,7 +296,7 @@ class Generator:
                 self.progress.done += 1
                 self._repeated = ("", 0)
             else:
-                # Replayed from its cassette: not live generation, so not part of the progress line.
+                # Replayed from its cassette: not live generation.
                 self.progress.total -= 1
         return messages
 
