@@ -66,6 +66,12 @@ class RowOutcome(BaseModel):
     error: str | None = None
     group: dict[str, str] = {}
 
+    def without_texts(self) -> RowOutcome:
+        """The figures without the conversation (prompt and responses): what the summary needs of
+        a row already written to results.jsonl, at a fraction of the memory."""
+        variants = [v.model_copy(update={"response": None}) for v in self.variants]
+        return self.model_copy(update={"prompt": [], "variants": variants})
+
     def verdict_message(self) -> str:
         if self.reward is not None:
             head = (

@@ -22,6 +22,7 @@ from pytest_rewardkit.state import (
     GENERATOR_KEY,
     OUTCOME_KEY,
     PROGRESS_PLUGIN,
+    PROGRESS_PROPERTY,
     PROPERTY,
     RAW_OPTIONS_KEY,
     SELECTIONS_KEY,
@@ -103,7 +104,7 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
         # The controller keeps its own copy: the item's would hold every response twice until exit.
         del item.stash[OUTCOME_KEY]
         if GENERATOR_KEY in item.config.stash:
-            from pytest_rewardkit.progress import PROGRESS_PROPERTY, row_finished, snapshot
+            from pytest_rewardkit.progress import row_finished, snapshot
 
             row_finished(item)
             progress = snapshot(item.config)
@@ -114,6 +115,10 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report: pytest.TestReport = yield
+    if call.when == "teardown" and item.user_properties:
+        # The teardown report has its own copy of the outcome now: the item, alive until the end of
+        # the run, must not keep every row's responses as well.
+        item.user_properties[:] = [(n, v) for n, v in item.user_properties if n not in (PROPERTY, PROGRESS_PROPERTY)]
     collection = sys.modules.get("pytest_rewardkit.collection")
     if collection is None:
         return report
@@ -216,11 +221,14 @@ class RunRecorder:
         from pytest_rewardkit.evaluation import RowOutcome
         from pytest_rewardkit.report import ResultsWriter
 
+        # Only the HTML report shows conversations after the run; the summary needs the figures.
+        keep_texts = self.config.stash[RAW_OPTIONS_KEY].get("html") is not None
         for value in ours:
             outcome = RowOutcome.model_validate(value)
-            if not self._count_once(outcome, report.nodeid):
+            kept = outcome if keep_texts else outcome.without_texts()
+            if not self._count_once(kept, report.nodeid):
                 continue
-            self.outcomes.append(outcome)
+            self.outcomes.append(kept)
             if self.output is not None:
                 if self.writer is None:
                     self.writer = ResultsWriter(self.output)

@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 
-from pytest_rewardkit.state import GENERATOR_KEY
+from pytest_rewardkit.state import GENERATOR_KEY, PROGRESS_PROPERTY
 
-PROGRESS_PROPERTY = "rewardkit-progress"  # the user_properties name carrying a process's snapshot
 SHOW_EVERY = 5.0  # seconds between progress lines
 
 _DONE_KEY = pytest.StashKey[int]()

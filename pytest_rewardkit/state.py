@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 CONFIG_NAMES = ("rewardkit.yaml", "rewardkit.yml")
 PROPERTY = "rewardkit"  # the user_properties name that carries a row outcome to the controller
 PROGRESS_PLUGIN = "rewardkit-progress"  # the controller's progress reporter, while recording
+PROGRESS_PROPERTY = "rewardkit-progress"  # the user_properties name carrying a process's progress
 
 RAW_OPTIONS_KEY = pytest.StashKey[dict[str, Any]]()
 OPTIONS_KEY: pytest.StashKey[Options] = pytest.StashKey()

@@ -8,9 +8,8 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from pydantic import SecretStr
 from tenacity import (
     AsyncRetrying,
@@ -23,6 +22,10 @@ from tenacity import (
 
 from pytest_rewardkit.errors import GenerationError
 from pytest_rewardkit.recording import Interaction
+
+if TYPE_CHECKING:
+    # Imported when a request is made: replay-only runs never pay for the HTTP stack.
+    import aiohttp
 
 FIREWORKS_BASE_URL = "https://api.fireworks.ai/inference/v1"
 _IDS = re.compile(r"[0-9a-fA-F-]{16,}")
@@ -201,6 +204,8 @@ class ChatClient:
         return type(error)(f"{error} ({why})", error.retry_after, base_message=str(error))
 
     async def _once(self, body: dict[str, Any]) -> Interaction:
+        import aiohttp
+
         url = self.settings.url
         headers = self.headers()
         timeout = aiohttp.ClientTimeout(

@@ -13,9 +13,8 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from pydantic import SecretStr, ValidationError
 
 from pytest_rewardkit.auth import describe_places
@@ -40,6 +39,10 @@ from pytest_rewardkit.recording import (
     cassette_path,
     match_key,
 )
+
+if TYPE_CHECKING:
+    # Imported when a row is recorded: replay-only runs never pay for the HTTP stack.
+    import aiohttp
 
 WAIT_TICK = 1.0  # seconds
 
@@ -278,6 +281,8 @@ class Generator:
 
     async def _generate_row(self, case: Case) -> Sequence[Response]:
         if self._semaphore is None:
+            import aiohttp
+
             self._semaphore = asyncio.Semaphore(self.config.concurrency)
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.config.concurrency, ttl_dns_cache=300)
