@@ -110,6 +110,7 @@ def generator(config: pytest.Config) -> Generator:
             api_key=credentials.api_key if credentials else None,
             api_key_env=opts.api_key_env,
             read_timeout=opts.request_timeout,
+            max_repeated_errors=opts.max_repeated_errors,
         ),
         on_wait=_progress_tick(config),
     )

@@ -127,6 +127,14 @@ class Options:
         type=float,
         bounds={"gt": 0},
     )
+    max_repeated_errors: int = option(
+        "--rk-max-repeated-errors",
+        "stop recording once this many rows in a row fail with the same model error (an unknown model, "
+        "a server answering only 5xx): 0 never stops (default 5)",
+        default=5,
+        type=int,
+        bounds={"ge": 0},
+    )
     temperature: float | None = option(
         "--rk-temperature", "sampling temperature (overrides the suite's)", type=float, bounds={"ge": 0.0, "le": 2.0}
     )

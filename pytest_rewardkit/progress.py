@@ -42,10 +42,10 @@ def snapshot(config: pytest.Config) -> dict[str, Any] | None:
 
 def count_rows(session: pytest.Session) -> None:
     """The rows of the whole run that have a model, once collected (every xdist worker collects all)."""
-    from pytest_rewardkit.collection import row_settings
+    from pytest_rewardkit.collection import row_of
 
-    settings = (row_settings(item) for item in session.items)
-    session.config.stash[_TOTAL_KEY] = sum(1 for s in settings if s is not None and s.model is not None)
+    rows = (row_of(item) for item in session.items)
+    session.config.stash[_TOTAL_KEY] = sum(1 for row in rows if row is not None and row[0].model is not None)
 
 
 def row_finished(item: pytest.Item) -> None:

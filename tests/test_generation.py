@@ -931,12 +931,43 @@ def test_a_hopeless_run_stops_after_5_rows_failing_alike_and_keeps_what_was_reco
     assert result.ret == pytest.ExitCode.INTERRUPTED, output
     stop = "rewardkit: 5 rows in a row failed with the same error, so recording stops here"
     assert output.count(stop) == 1, output
-    result.stdout.fnmatch_lines([f"*{stop} (everything recorded so far is kept): *{error}*"])
+    result.stdout.fnmatch_lines(
+        [f"*{stop} (--rk-max-repeated-errors 5; everything recorded so far is kept): *{error}*"]
+    )
     assert "node down" not in output and "worker crashed" not in output
     rows_asked = {r.json["messages"][-1]["content"] for r in server.requests}
     # Each process stops after 5 failing rows (plus the few already under way), not after 40.
     assert len(rows_asked) <= 16 * (2 if xdist else 1), rows_asked
     assert len(list((pytester.path / "cassettes" / "suite" / "fake").glob("*.yaml"))) == 2
+
+
+@pytest.mark.parametrize("limit", [2, 0])
+def test_how_many_rows_failing_alike_stop_the_run_is_an_option(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve, limit: int
+) -> None:
+    suite(rows=12)
+    server, base_url = serve()
+    server.script(*[UNKNOWN_MODEL] * 100)
+    result = run_recording(
+        pytester, base_url, "--rk-concurrency", "1", "--rk-max-repeated-errors", str(limit), xdist=False
+    )
+    if limit:
+        assert result.ret == pytest.ExitCode.INTERRUPTED
+        result.stdout.fnmatch_lines(
+            ["*rewardkit: 2 rows in a row failed with the same error*(--rk-max-repeated-errors 2;*"]
+        )
+        assert len(server.requests) <= 4
+    else:
+        # 0: never stop, every row is its own error.
+        assert result.ret == pytest.ExitCode.TESTS_FAILED
+        result.assert_outcomes(errors=12)
+        assert len(server.requests) == 12
+
+
+def test_a_negative_repeated_errors_limit_is_a_usage_error(quiet_pytester: pytest.Pytester) -> None:
+    result = quiet_pytester.runpytest("--rk-max-repeated-errors", "-1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--rk-max-repeated-errors*greater than or equal to 0*"])
 
 
 def test_rows_failing_differently_or_with_successes_between_do_not_stop_the_run(

@@ -318,7 +318,7 @@ class Generator:
                 return
             self.stopped = SessionStop(
                 f"{count} rows in a row failed with the same error, so recording stops here "
-                f"(everything recorded so far is kept): {error}"
+                f"(--rk-max-repeated-errors {limit}; everything recorded so far is kept): {error}"
             )
         raise self.stopped from error
 
