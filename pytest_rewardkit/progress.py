@@ -36,7 +36,6 @@ def snapshot(config: pytest.Config) -> dict[str, Any] | None:
         "done": config.stash.get(_DONE_KEY, 0),
         "recorded": progress.recorded,
         "errors": progress.errors,
-        "generating": progress.total - progress.done,
     }
 
 
@@ -83,9 +82,10 @@ class ProgressReporter:
         self.shown = 0.0
         self.last_line: str | None = None
 
-    def update(self, state: dict[str, Any], force: bool = False) -> None:
+    def update(self, state: dict[str, Any], force: bool = False, waiting: bool = False) -> None:
         self.processes[state["process"]] = state
-        active = any(p["recorded"] or p["errors"] or p["generating"] for p in self.processes.values())
+        # Quiet while only replaying: a row counts once it recorded or failed, or kept us waiting.
+        active = waiting or any(p["recorded"] or p["errors"] for p in self.processes.values())
         now = time.monotonic()
         if not active or (not force and now - self.shown < SHOW_EVERY):
             return
@@ -112,7 +112,7 @@ class ProgressReporter:
         """While this (serial) process waits for a row: report what it has done so far."""
         state = snapshot(self.config)
         if state is not None:
-            self.update(state)
+            self.update(state, waiting=True)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

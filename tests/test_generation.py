@@ -743,8 +743,8 @@ def test_time_left_is_estimated_from_the_rate() -> None:
     from pytest_rewardkit.progress import format_line
 
     workers = [
-        {"process": "gw0", "total": 1319, "done": 60, "recorded": 240, "errors": 1, "generating": 4},
-        {"process": "gw1", "total": 1319, "done": 40, "recorded": 160, "errors": 0, "generating": 4},
+        {"process": "gw0", "total": 1319, "done": 60, "recorded": 240, "errors": 1},
+        {"process": "gw1", "total": 1319, "done": 40, "recorded": 160, "errors": 0},
     ]
     assert format_line(workers, 50.0) == (
         "rewardkit: 100/1319 rows, 400 responses recorded, 1 errors, 2.0 rows/s, about 10m 10s left"
