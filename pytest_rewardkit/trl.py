@@ -215,7 +215,9 @@ def suite_dataset(path: str | Path, limit: int | None = None) -> datasets.Datase
             raise DatasetError(
                 f"{settings.dataset_path}:{entry.line}: field(s) {sorted(clash)} are reserved by TRL; rename them"
             )
-        prompt = [message.to_api() for message in Case(settings=settings, row=row, row_id=entry.row_id).prompt()]
+        # A multi-turn row's prompt is its first user turn: TRL plays one turn per rollout.
+        first_turn = (row.turns or [[]])[0]
+        prompt = [m.to_api() for m in [*Case(settings=settings, row=row, row_id=entry.row_id).prompt(), *first_turn]]
         records.append(
             {
                 "id": entry.row_id,
