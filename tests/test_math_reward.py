@@ -7,6 +7,7 @@ import json
 import signal
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -302,6 +303,9 @@ def test_strict_false_accepts_the_last_expression() -> None:
     assert score("so the share is $\\frac{1}{2}$ of it", "0.5", strict=False).score == 1.0
     assert score("first 18, then 20", "18", strict=False).score == 0.0
     assert score("no number at all", "18", strict=False).score == 0.0
+    deep = continued_fraction(56, "1", "\\frac{18}{1}")
+    unreadable = score(f"so it is ${deep}$", "18", strict=False)
+    assert unreadable.score == 0.0 and "unreadable" in unreadable.reason, "not its innermost fraction"
     lenient = score("Answer: 20 (the 18 was wrong)", "18", strict=False)
     assert lenient.score == 0.0, "an anchored answer still wins over the last number"
 
@@ -310,6 +314,108 @@ def test_an_unparsable_stated_answer_scores_zero() -> None:
     result = score("\\boxed{\\frac{}", "3")
     assert result.score == 0.0
     assert not result.is_error
+
+
+def continued_fraction(levels: int, head: str, innermost: str) -> str:
+    """`head + 1/(head + 1/(... innermost))` with `levels` fractions, each one brace level deeper."""
+    latex = innermost
+    for _ in range(levels):
+        latex = f"{head}+\\frac{{1}}{{{latex}}}"
+    return latex
+
+
+def continued_fraction_value(levels: int, head: int, innermost: Fraction) -> Fraction:
+    value = innermost
+    for _ in range(levels):
+        value = head + 1 / value
+    return value
+
+
+@pytest.mark.parametrize(
+    ("answer", "gold", "depth"),
+    [
+        # The issue's two: too deep for the parser's recursion, math-verify read the innermost fraction.
+        (continued_fraction(56, "1", "\\frac{18}{1}"), "18", 57),  # worth about 1.6
+        (continued_fraction(56, "100", "7"), "\\frac{1}{7}", 56),  # worth about 100.01
+    ],
+)
+def test_an_answer_nested_past_the_parser_is_unreadable_not_its_innermost_fraction(
+    answer: str, gold: str, depth: int
+) -> None:
+    assert len(answer) < 1000  # under the length cap: the depth is what refuses it
+    result = score(f"\\boxed{{{answer}}}", gold)
+    assert result.score == 0.0 and not result.is_error
+    assert f"unreadable final answer: brackets nested {depth} deep (limit 10)" in result.reason
+
+
+def test_a_parse_that_fails_inside_is_unreadable_not_a_fragment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from math_verify import parser
+
+    real = parser.latex2sympy
+
+    def recursion_gives_out_on_long_input(latex: str, **kwargs: Any) -> Any:
+        if len(latex) > 30:  # as the real parser does on deep input, whatever the stack left to it
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(latex, **kwargs)
+
+    monkeypatch.setattr(parser, "latex2sympy", recursion_gives_out_on_long_input)
+    parser.parse_latex_cached.cache_clear()
+    read_answer.cache_clear()
+    try:
+        answer = continued_fraction(3, "1", "\\frac{18}{1}")
+        result = score(f"\\boxed{{{answer}}}", "18")
+        assert result.score == 0.0 and not result.is_error
+        assert "unreadable final answer: the parser could not read" in result.reason
+        assert score("\\boxed{\\frac{18}{1}}", "18").score == 1.0  # the fragment alone reads
+    finally:
+        parser.parse_latex_cached.cache_clear()
+        read_answer.cache_clear()
+
+
+@pytest.mark.parametrize("response", ["\\boxed{\\frac{1}{=} = 18 = 18}", "\\boxed{17 + = 18 = 18}"])
+def test_a_chain_read_only_in_its_last_part_is_unreadable(response: str) -> None:
+    result = score(response, "18")
+    assert result.score == 0.0 and "unreadable" in result.reason
+
+
+def test_a_chain_read_whole_is_graded() -> None:
+    assert score("\\boxed{x = 2 + 3 = 5}", "5").score == 1.0
+
+
+def test_a_box_inside_a_box_is_part_of_its_answer() -> None:
+    assert score("\\boxed{17 + \\boxed{1}}", "1").score == 0.0
+    assert score("\\boxed{17 + \\boxed{1}}", "18").score == 1.0
+
+
+@pytest.mark.parametrize("levels", [9, 10])
+def test_answers_nested_up_to_the_limit_are_read_whole(levels: int) -> None:
+    answer = continued_fraction(levels, "1", "2")
+    value = continued_fraction_value(levels, 1, Fraction(2))
+    assert score(f"\\boxed{{{answer}}}", f"\\frac{{{value.numerator}}}{{{value.denominator}}}").score == 1.0
+    wrong = score(f"\\boxed{{{answer}}}", f"\\frac{{{value.numerator + 1}}}{{{value.denominator}}}")
+    assert wrong.score == 0.0 and "!= expected" in wrong.reason
+
+
+@pytest.mark.parametrize(
+    ("shape", "innermost", "gold"),
+    [
+        ("({})", "5", "5"),
+        ("\\sqrt{{{}}}", "{}", "2"),  # the 2^depth-th root of 2^(2^depth)
+        ("\\left[{}\\right]", "5", "[5]"),
+        ("\\frac{{{}}}{{1}}", "5", "5"),
+    ],
+)
+@pytest.mark.parametrize("depth", [9, 10, 11])
+def test_nesting_depth_around_the_limit(shape: str, innermost: str, gold: str, depth: int) -> None:
+    answer = innermost.format(2 ** (2**depth))
+    for _ in range(depth):
+        answer = shape.format(answer)
+    result = score(f"\\boxed{{{answer}}}", gold)
+    if depth > 10:
+        assert result.score == 0.0 and not result.is_error
+        assert f"unreadable final answer: brackets nested {depth} deep (limit 10)" in result.reason
+    else:
+        assert result.score == 1.0, result.reason
 
 
 def test_a_runaway_answer_is_refused_without_parsing_it() -> None:

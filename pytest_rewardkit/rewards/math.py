@@ -54,12 +54,21 @@ _AFTER_FIRST_CLAUSE = re.compile(r"^(\D*\d.*?)(?:\s*[(;—]|\.\s)", re.DOTALL)
 # MATH-500's longest answer has 53 characters. Parsing is slow on long LaTeX (a second per few hundred
 # characters), and degenerate generations loop inside \boxed{...}: past this, it is not an answer.
 _MAX_ANSWER_CHARS = 1000
+# MATH-500's answers nest brackets at most 2 deep. Parsing time grows steeply with depth (20 nested
+# parentheses take seconds), and near 55 nested fractions the parser's recursion gives out, where
+# math-verify would go on to read a fragment of the answer: past this depth, it is not an answer.
+_MAX_NESTING = 10
+_BRACKETS = re.compile(r"[^{}()\[\]]+")
 _LEADING_WORDS = re.compile(r"^(?:[A-Za-z']+[\s,:]+)+(?=[-−$(\[\d\\{])")
 
 
 def _boxed_contents(text: str) -> list[str]:
+    """The contents of the outermost boxes (a box inside a box is part of its answer)."""
     found = []
+    end = 0
     for match in _BOXED.finditer(text):
+        if match.start() < end:
+            continue
         depth, start = 1, match.end()
         for i in range(start, len(text)):
             if text[i] == "{":
@@ -68,8 +77,32 @@ def _boxed_contents(text: str) -> list[str]:
                 depth -= 1
                 if depth == 0:
                     found.append(text[start:i])
+                    end = i
                     break
     return found
+
+
+def _nesting(text: str) -> int:
+    """How deep brackets of any kind ({, (, [ and their \\left forms) nest: a fraction inside a
+    fraction, a root inside a root or an exponent inside an exponent each adds a level of braces."""
+    depth = deepest = 0
+    for char in _BRACKETS.sub("", text):
+        if char in "{([":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth = max(depth - 1, 0)
+    return deepest
+
+
+def _not_an_answer(text: str) -> str | None:
+    """Why `text` is refused before parsing (too long, nested too deep), if it is."""
+    if len(text) > _MAX_ANSWER_CHARS:
+        return f"a final answer of {len(text)} characters is not an answer (limit {_MAX_ANSWER_CHARS})"
+    depth = _nesting(text)
+    if depth > _MAX_NESTING:
+        return f"unreadable final answer: brackets nested {depth} deep (limit {_MAX_NESTING})"
+    return None
 
 
 def _anchored_answers(text: str) -> tuple[list[str], bool]:
@@ -102,6 +135,7 @@ def _prepare(answer: str) -> str:
     answer = answer.strip().removesuffix(".").strip()
     if answer.startswith("$") and answer.endswith("$") and len(answer) > 1 and answer.count("$") == 2:
         answer = answer[1:-1].strip()
+    answer = _BOXED.sub("{", answer)  # a box inside the answer, read as part of it
     answer = _REPEATING.sub(_repeating_decimal, answer)
     for pattern, replacement in _PREPARE:
         answer = pattern.sub(replacement, answer)
@@ -123,36 +157,51 @@ def _math_of_sentence(sentence: str) -> str:
     return _LEADING_WORDS.sub("", clause[1] if clause else sentence)
 
 
+def _read_whole(text: str, extraction_config: list[Any]) -> tuple[Any, ...]:
+    """math-verify's reading of the last expression its extraction finds in `text`, followed by
+    that expression's text; the text alone when the parser cannot read that expression whole.
+
+    `parse` falls back on failure: to an earlier or inner match (the innermost `\\frac{18}{1}` of a
+    fraction nested too deep for the parser's recursion), and from a chain `a = b = c` it cannot
+    read to its last part `c`. A fragment is not the answer, so neither fallback is taken."""
+    from math_verify import parse
+    from math_verify.grader import should_treat_as_complex
+    from math_verify.parser import get_last_eq, latex2sympy
+
+    found = tuple(parse(text, extraction_config=extraction_config, extraction_mode="first_match", parsing_timeout=None))
+    if _is_math(found) and isinstance(found[-1], str) and get_last_eq(found[-1]) != found[-1]:
+        whole = found[-1]
+        try:  # exactly math-verify's first attempt, which it does not report
+            latex2sympy(
+                whole, is_real=not should_treat_as_complex(whole), convert_degrees=False, normalization_config=None
+            )
+        except Exception:
+            return (whole,)
+    return found
+
+
 @functools.lru_cache(maxsize=8192)
 def read_answer(answer: str) -> tuple[Any, ...]:
     """What math-verify reads in one stated answer: LaTeX (boxed or bare), or the math of a sentence
     ('Janet makes $18 a day.'). Cached: the n variants of a row, and every row sharing a gold
     answer, parse it once."""
-    from math_verify import LatexExtractionConfig, parse
+    from math_verify import LatexExtractionConfig
 
     latex = _prepare(answer)
     if _MATH_ENV.search(latex) or (_is_prose(latex) and "\\" not in latex):
         latex = _math_of_sentence(latex)
         if _MATH_ENV.search(latex):
-            found = parse(latex, extraction_config=[LatexExtractionConfig()], parsing_timeout=None)
+            found = _read_whole(latex, [LatexExtractionConfig()])
             if found:
-                return tuple(found)
-    return tuple(
-        parse(
-            f"\\boxed{{{_units_as_text(latex)}}}",
-            extraction_config=[LatexExtractionConfig(boxed_match_priority=0)],
-            parsing_timeout=None,
-        )
-    )
+                return found
+    return _read_whole(f"\\boxed{{{_units_as_text(latex)}}}", [LatexExtractionConfig(boxed_match_priority=0)])
 
 
 def _last_expression(response: str) -> tuple[Any, ...]:
     """math-verify's own unanchored extraction: the last LaTeX or plain expression in the text."""
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig
 
-    return tuple(
-        parse(response, extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()], parsing_timeout=None)
-    )
+    return _read_whole(response, [LatexExtractionConfig(), ExprExtractionConfig()])
 
 
 def _is_math(parsed: tuple[Any, ...]) -> bool:
@@ -215,6 +264,9 @@ class UnusableGold(ValueError):
 def _grade(response: str, ground_truth: str, strict: bool) -> tuple[float, str, bool]:
     """(score, reason, whether the answer was anchored) for one response."""
     gold_text = _gold_answer(ground_truth)
+    refused = _not_an_answer(gold_text)
+    if refused:
+        raise UnusableGold(f"ground truth {ground_truth!r}: {refused}")
     gold = read_answer(gold_text)
     if not _is_math(gold):
         raise UnusableGold(f"ground truth {ground_truth!r} is not a parsable math answer")
@@ -224,11 +276,15 @@ def _grade(response: str, ground_truth: str, strict: bool) -> tuple[float, str, 
         # Several boxes answering a several-part question are one answer, as math-verify reads them:
         # 'the solutions are \\boxed{1} and \\boxed{-2}'. A hedge still fails: the set then differs.
         stated = [", ".join(stated)]
-    longest = max(stated, key=len, default="")
-    if len(longest) > _MAX_ANSWER_CHARS:
-        return 0.0, f"a final answer of {len(longest)} characters is not an answer (limit {_MAX_ANSWER_CHARS})", True
+    for text in stated:
+        refused = _not_an_answer(text)
+        if refused:
+            return 0.0, refused, True
     parsed = [read_answer(s) for s in stated]
     if not anchored and not strict:
+        refused = _not_an_answer(response) if _nesting(response) > _MAX_NESTING else None
+        if refused:
+            return 0.0, refused, False
         last = _last_expression(response)
         if last:
             stated, parsed = [str(last[-1])], [last]
@@ -242,7 +298,7 @@ def _grade(response: str, ground_truth: str, strict: bool) -> tuple[float, str, 
         shown = ", ".join(distinct[:4])
         return 0.0, f"several different final answers ({shown}); expected {gold_text}", anchored
     if not _is_math(parsed[-1]):
-        return 0.0, f"final answer {stated[-1]!r} is not a parsable math expression", anchored
+        return 0.0, f"unreadable final answer: the parser could not read {stated[-1]!r} whole", anchored
     if _equal(gold, parsed[-1]):
         return 1.0, f"answer {stated[-1]} equals {gold_text}", anchored
     return 0.0, f"answer {stated[-1]} != expected {gold_text}", anchored
