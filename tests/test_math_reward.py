@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import threading
 import time
 from fractions import Fraction
@@ -72,7 +74,7 @@ def test_gsm8k_and_latex_answer_forms_are_read(response: str, gold: str) -> None
         ("\\{1, 2, 3\\}", "\\{3, 2, 1\\}", 1.0),
         ("\\{1, 2, 3\\}", "\\{1, 2\\}", 0.0),
         ("2", "3", 0.0),
-        ("\\frac{1}{3}", "0.333333", 1.0),  # math-verify rounds floats to 6 decimals
+        ("\\frac{1}{3}", "0.333333", 0.0),  # a rounded decimal is not the exact fraction (decimal_for_exact)
         ("\\frac{1}{3}", "0.33", 0.0),
     ],
 )
@@ -410,7 +412,7 @@ def test_nesting_depth_around_the_limit(shape: str, innermost: str, gold: str, d
     answer = innermost.format(2 ** (2**depth))
     for _ in range(depth):
         answer = shape.format(answer)
-    result = score(f"\\boxed{{{answer}}}", gold)
+    result = score(f"\\boxed{{{answer}}}", gold, timeout=60)  # deep parentheses parse slowly on a busy machine
     if depth > 10:
         assert result.score == 0.0 and not result.is_error
         assert f"unreadable final answer: brackets nested {depth} deep (limit 10)" in result.reason
@@ -465,6 +467,7 @@ def _is_cut_off(result: EvaluateResult) -> bool:
 
 
 def test_hostile_input_is_cut_off_on_the_main_thread() -> None:
+    score("\\boxed{1}", "1")  # imports outside the timing
     started = time.monotonic()
     result = score(HOSTILE, "5", timeout=0.5)
     assert _is_cut_off(result), result.reason
@@ -499,3 +502,122 @@ def test_the_deadline_keeps_an_outer_alarm() -> None:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert fired == []
+
+
+@pytest.mark.parametrize(
+    ("gold", "answer", "expected"),
+    [
+        # The issue's: six-decimal rounding made tiny numbers equal.
+        ("\\frac{1}{2^{99}}", "\\frac{1}{2^{98}}", 0.0),
+        ("\\frac{1}{2^{100}}", "2^{-99}", 0.0),
+        ("\\frac{1}{2^{99}}", "2^{-99}", 1.0),
+        ("\\frac{\\pi}{2^{99}}", "\\frac{\\pi}{2^{98}}", 0.0),
+        ("\\sqrt{2} \\cdot 10^{-40}", "\\frac{\\sqrt{8}}{2} \\cdot 10^{-40}", 1.0),
+        ("10^{30}", "10^{30} + 1", 0.0),
+        ("2^{100}", "1267650600228229401496703205376", 1.0),
+        # A decimal is the number it writes.
+        ("\\frac{1}{2}", "0.5", 1.0),
+        ("\\frac{9}{5}", "1.8", 1.0),
+        ("18", "18.0", 1.0),
+        ("6.72 \\times 10^{-5}", "0.0000672", 1.0),
+        ("\\frac{1}{3}", "0.333333", 0.0),
+        ("\\frac{1}{3}", "0.3333333333333333", 0.0),
+        ("\\pi", "3.14159265358979", 0.0),
+        ("\\frac{2}{3}", "0.\\overline{6}", 1.0),
+        # Inside tuples, sets, intervals and assignments too.
+        ("(\\frac{1}{2^{99}}, 1)", "(\\frac{1}{2^{98}}, 1)", 0.0),
+        ("\\{2^{-99}, 1\\}", "\\{1, 2^{-98}\\}", 0.0),
+        ("\\{2^{-99}, 1\\}", "\\{1, \\frac{1}{2^{99}}\\}", 1.0),
+        ("[0, 2^{-99}]", "[0, 2^{-98}]", 0.0),
+        ("2^{-99}", "x = 2^{-98}", 0.0),
+        ("2^{-99}", "x = 2^{-99}", 1.0),
+        ("\\begin{pmatrix} 2^{-99} \\\\ 1 \\end{pmatrix}", "\\begin{pmatrix} 2^{-98} \\\\ 1 \\end{pmatrix}", 0.0),
+    ],
+)
+def test_numbers_are_equal_exactly_or_to_a_relative_tolerance(gold: str, answer: str, expected: float) -> None:
+    result = score(f"\\boxed{{{answer}}}", gold)
+    assert result.score == expected, result.reason
+
+
+@pytest.mark.parametrize(
+    ("gold", "answer", "setting", "expected"),
+    [
+        ("\\frac{1}{3}", "0.333333", "refuse", 0.0),
+        ("\\frac{1}{3}", "0.333333", "places:6", 1.0),
+        ("\\frac{1}{3}", "0.33", "places:2", 1.0),
+        ("\\frac{1}{3}", "0.333", "places:2", 1.0),
+        ("\\frac{1}{3}", "0.34", "places:2", 0.0),
+        ("\\frac{1}{3}", "0.3", "places:2", 0.0),
+        ("\\frac{1}{3}", "\\frac{1}{3}", "places:2", 1.0),
+        ("\\pi", "3.14", "refuse", 0.0),
+        ("\\pi", "3.14", "places:2", 1.0),
+        ("\\pi", "3.15", "places:2", 0.0),
+        ("\\sqrt{117}", "10.8167", "places:4", 1.0),
+        ("18", "17.999", "places:2", 0.0),  # an integer answer is never approximated
+        ("18.9", "18.91", "places:1", 0.0),  # nor a decimal one: the gold is the decimal asked for
+    ],
+)
+def test_decimal_for_exact(gold: str, answer: str, setting: str, expected: float) -> None:
+    result = score(f"\\boxed{{{answer}}}", gold, decimal_for_exact=setting)
+    assert result.score == expected, result.reason
+
+
+@pytest.mark.parametrize("setting", ["places", "places:16", "places:-1", "round", 6, None])
+def test_a_broken_decimal_for_exact_is_an_error(setting: Any) -> None:
+    result = score("\\boxed{3}", "3", decimal_for_exact=setting)
+    assert result.is_error and "decimal_for_exact" in result.reason
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        "\\boxed{12}, but it could also be 13",  # the issue's
+        "\\boxed{12} or 13",
+        "$\\boxed{12}$, or maybe $\\frac{25}{2}$",
+        "\\boxed{12}. Perhaps 13.",
+        "Answer: 12 or 13",
+        "The answer is 12, though it might be 13.",
+    ],
+)
+def test_a_hedge_after_the_final_answer_is_wrong_by_default(response: str) -> None:
+    result = score(response, "12")
+    assert result.score == 0.0 and not result.is_error
+    assert "hedged final answer" in result.reason
+    if "boxed" in response:
+        assert score(response, "12", hedging="last").score == 1.0
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        "\\boxed{12} (or 12.0)",
+        "so \\boxed{12}. We could prove that 12 is the only one by checking 11 and 13 too.",
+        "Only $\\boxed{12}$ leaves remainder 0 when divided by 2, 3, 4, or 6.",
+        "\\boxed{12}, which might be easier to see as 3 times 4.",
+    ],
+)
+def test_reasoning_after_the_final_answer_is_not_a_hedge(response: str) -> None:
+    result = score(response, "12")
+    assert result.score == 1.0, result.reason
+
+
+def test_hedging_last_grades_the_last_final_answer() -> None:
+    assert score("\\boxed{3}, no wait, \\boxed{4}", "4", hedging="last").score == 1.0
+    assert score("\\boxed{3}, no wait, \\boxed{4}", "3", hedging="last").score == 0.0
+    assert score("\\boxed{3}, no wait, \\boxed{4}", "4").score == 0.0
+
+
+def test_a_broken_hedging_is_an_error() -> None:
+    result = score("\\boxed{3}", "3", hedging="first")
+    assert result.is_error and "hedging" in result.reason
+
+
+def test_a_cold_process_grades_its_first_answer_under_a_short_deadline(tmp_path: Path) -> None:
+    # The imports run before the deadline starts: cut short, they would leave math-verify half imported.
+    code = (
+        "from pytest_rewardkit import math_reward\n"
+        "r = math_reward([{'role': 'assistant', 'content': '\\\\boxed{5}'}], ground_truth='5', timeout=0.05)\n"
+        "print(r.score, r.reason)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.stdout.startswith("1.0 answer 5 equals 5"), done.stdout + done.stderr

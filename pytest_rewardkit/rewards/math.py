@@ -59,6 +59,23 @@ _MAX_ANSWER_CHARS = 1000
 # math-verify would go on to read a fragment of the answer: past this depth, it is not an answer.
 _MAX_NESTING = 10
 _BRACKETS = re.compile(r"[^{}()\[\]]+")
+# Numbers are compared evaluated to this many digits. Two readings of one exact number (2\sqrt{2},
+# \sqrt{8}) then differ only far past the relative tolerance; distinct numbers, however small or
+# large, differ far before it.
+_DIGITS = 40
+_RELATIVE_TOLERANCE = 1e-25
+# Past this exponent a power is not expanded exactly (2^(10^10) has a billion digits).
+_MAX_EXACT_EXPONENT = 10_000
+# Words offering another answer beside the final one: '\boxed{12}, but it could also be 13',
+# '\boxed{12} or 13', 'Answer: 12 or 13'. Reasoning that goes on after the box ('we could prove
+# that...', 'divisible by 2, 3, or 6') is not an offer; 'or' counts only right after the answer.
+_HEDGE_CUE = r"\b(?:(?:could|might|may)\s+(?:also\s+|instead\s+|even\s+)?be|maybe|perhaps|possibly|or else|not sure)\b"
+_HEDGE_AFTER = re.compile(rf"^[\s$.,;:)\]}}]*(?:and/)?or\b|{_HEDGE_CUE}", re.IGNORECASE)
+_HEDGE_WITHIN = re.compile(rf"\bor\b|{_HEDGE_CUE}", re.IGNORECASE)
+# What may stand between an offer and the value it offers: 'or maybe $\boxed{13}$'.
+_OFFERED = re.compile(r"[\s$:=(]*(?:\\boxed\s*\{)?\s*")
+_CANDIDATE = re.compile(r"\\[dt]?frac\s*\{[^{}]*\}\s*\{[^{}]*\}|(?<![\w.^_])-?\d+(?:\.\d+)?(?:/\d+)?")
+_HEDGINGS = ("wrong", "last")
 _LEADING_WORDS = re.compile(r"^(?:[A-Za-z']+[\s,:]+)+(?=[-−$(\[\d\\{])")
 
 
@@ -234,14 +251,136 @@ def _comparable(gold: Any, pred: Any) -> tuple[Any, Any]:
     return gold, pred
 
 
-def _equal(gold: tuple[Any, ...], pred: tuple[Any, ...]) -> bool:
-    """math-verify's equivalence over both readings of each side."""
+def _number(value: Any) -> Any:
+    """`value` if it is a number (no unknowns; pi, roots and percentages included), else None."""
+    from sympy import Expr
+
+    return value if isinstance(value, Expr) and value.is_number else None
+
+
+def _readings(number: Any) -> list[Any]:
+    """A percentage 'X%' is X (as GSM8K writes it) or X/100; any other number is itself."""
+    from sympy import Mul, Rational, UnevaluatedExpr
+
+    if isinstance(number, Mul) and len(number.args) == 2 and number.args[1] == UnevaluatedExpr(Rational(1, 100)):
+        return [number.args[0], number.args[0] / 100]
+    return [number]
+
+
+def _too_big_to_evaluate(number: Any) -> bool:
+    from sympy import Pow
+
+    for power in number.atoms(Pow):
+        exponent = power.exp.evalf(15)
+        if not exponent.is_Number or abs(exponent) > _MAX_EXACT_EXPONENT:
+            return True
+    return False
+
+
+def _as_written(number: Any) -> Any:
+    """The exact value a number writes, decimals at face value: 0.333333 is 333333/1000000."""
+    from sympy import Float, Rational
+
+    return number.replace(lambda e: isinstance(e, Float), lambda f: Rational(str(f))).doit()
+
+
+def _relatively_close(a: Any, b: Any) -> bool:
+    difference = abs((a - b).evalf(_DIGITS))
+    scale = max(abs(a.evalf(_DIGITS)), abs(b.evalf(_DIGITS)))
+    return bool(difference <= _RELATIVE_TOLERANCE * scale)
+
+
+def _same_number(gold: Any, pred: Any, places: int | None) -> bool:
+    """Equal exactly when both are rationals (decimals as written); otherwise to a relative
+    tolerance, except that a decimal for an exact gold is refused unless `places` is set and it is
+    the gold to that many decimal places."""
+    from sympy import Float
+
+    if gold.is_Rational and pred.is_Rational:  # already exact numbers: GSM8K's integers, most fractions
+        return bool(gold == pred)
+    decimal_for_exact = pred.has(Float) and not gold.has(Float)
+    if _too_big_to_evaluate(gold) or _too_big_to_evaluate(pred):
+        return not decimal_for_exact and _relatively_close(gold, pred)
+    exact_gold, exact_pred = _as_written(gold), _as_written(pred)
+    if not (exact_gold.is_finite and exact_pred.is_finite):
+        return bool(exact_gold == exact_pred)  # oo, -oo, zoo
+    if exact_gold.is_Rational and exact_pred.is_Rational and exact_gold == exact_pred:
+        return True
+    if decimal_for_exact:
+        # An integer answer is not approximated: 17.999 is not 18, whatever `places` says.
+        if places is None or exact_gold.is_Integer:
+            return False
+        return bool(abs((exact_pred - exact_gold).evalf(_DIGITS)) <= 0.5 * 10**-places)
+    if exact_gold.is_Rational and exact_pred.is_Rational:
+        return False
+    return _relatively_close(exact_gold, exact_pred)
+
+
+def _numbers_equal(gold: Any, pred: Any, places: int | None) -> bool:
+    return any(_same_number(g, p, places) for g in _readings(gold) for p in _readings(pred))
+
+
+def _assignment_value(value: Any) -> Any:
+    """The number `x = 5` assigns (math-verify compares an assignment with a number by its value)."""
+    from sympy import Eq, Symbol
+
+    if isinstance(value, Eq) and isinstance(value.lhs, Symbol):
+        return _number(value.rhs)
+    return None
+
+
+def _numeric_verdict(gold: Any, pred: Any, places: int | None) -> bool | None:
+    """Whether `gold` and `pred` are equal, when both are numbers or the same kind of container of
+    numbers; None (math-verify decides) otherwise. math-verify itself rounds decimals to six places
+    and drops differences below 1e-15 or so, which makes 2^-99 equal 2^-98 and 0.333333 equal 1/3."""
+    from sympy import Eq, FiniteSet, Interval, MatrixBase, Tuple
+
+    g, p = _number(gold), _number(pred)
+    if isinstance(gold, Eq) and isinstance(pred, Eq):
+        if gold.lhs == pred.lhs:
+            g, p = _assignment_value(gold), _assignment_value(pred)
+    elif g is not None and p is None:
+        p = _assignment_value(pred)
+    elif p is not None and g is None:
+        g = _assignment_value(gold)
+    if g is not None and p is not None:
+        return _numbers_equal(g, p, places)
+    same_matrix_shape = isinstance(gold, MatrixBase) and isinstance(pred, MatrixBase) and gold.shape == pred.shape
+    if same_matrix_shape or (isinstance(gold, Tuple) and isinstance(pred, Tuple) and len(gold) == len(pred)):
+        pairs = list(zip(gold, pred, strict=True))
+    elif isinstance(gold, Interval) and isinstance(pred, Interval):
+        if (gold.left_open, gold.right_open) != (pred.left_open, pred.right_open):
+            return False
+        pairs = [(gold.start, pred.start), (gold.end, pred.end)]
+    elif isinstance(gold, FiniteSet) and isinstance(pred, FiniteSet) and len(gold) == len(pred):
+        if not all(_number(item) is not None for item in (*gold.args, *pred.args)):
+            return None
+        unmatched = list(pred.args)
+        for item in gold.args:
+            match = next((other for other in unmatched if _numbers_equal(item, other, places)), None)
+            if match is None:
+                return False
+            unmatched.remove(match)
+        return True
+    else:
+        return None
+    if not all(_number(a) is not None and _number(b) is not None for a, b in pairs):
+        return None
+    return all(_numbers_equal(a, b, places) for a, b in pairs)
+
+
+def _equal(gold: tuple[Any, ...], pred: tuple[Any, ...], places: int | None) -> bool:
+    """Equivalence over both readings of each side: numbers as `_numeric_verdict` decides,
+    everything else (expressions, equations, sets of expressions) as math-verify does."""
     from math_verify import verify
 
     for g in gold:
         for p in pred:
             g_value, p_value = _comparable(g, p)
-            if verify(g_value, p_value, timeout_seconds=None, allow_set_relation_comp=True):
+            verdict = _numeric_verdict(g_value, p_value, places)
+            if verdict is None:
+                verdict = verify(g_value, p_value, timeout_seconds=None, allow_set_relation_comp=True)
+            if verdict:
                 return True
     return False
 
@@ -261,7 +400,22 @@ class UnusableGold(ValueError):
     """The ground truth is not a math answer: the grader's problem, not the response's."""
 
 
-def _grade(response: str, ground_truth: str, strict: bool) -> tuple[float, str, bool]:
+def _hedge(response: str, stated: str, boxed: bool, answer: tuple[Any, ...], places: int | None) -> str | None:
+    """A different value the response offers beside its final answer, right after it (or, for an
+    'Answer: ...' line, within it): '\\boxed{12}, but it could also be 13'."""
+    after = response[response.rfind(stated) + len(stated) :].removeprefix("}")
+    offers = [*_HEDGE_AFTER.finditer(after)] + ([] if boxed else [*_HEDGE_WITHIN.finditer(stated)])
+    for offer in offers:
+        gap = _OFFERED.match(offer.string, offer.end())
+        candidate = _CANDIDATE.match(offer.string, gap.end() if gap else offer.end())
+        if candidate:
+            value = read_answer(candidate[0])
+            if _is_math(value) and not _equal(answer, value, places):
+                return candidate[0]
+    return None
+
+
+def _grade(response: str, ground_truth: str, strict: bool, places: int | None, hedging: str) -> tuple[float, str, bool]:
     """(score, reason, whether the answer was anchored) for one response."""
     gold_text = _gold_answer(ground_truth)
     refused = _not_an_answer(gold_text)
@@ -290,18 +444,30 @@ def _grade(response: str, ground_truth: str, strict: bool) -> tuple[float, str, 
             stated, parsed = [str(last[-1])], [last]
     if not stated:
         return 0.0, "no final answer: state it as \\boxed{...}, '#### N' or 'Answer: N'", False
-    distinct = [stated[0]]
-    for text, value in zip(stated[1:], parsed[1:], strict=True):
-        if text not in distinct and not _equal(parsed[0], value):
-            distinct.append(text)
+    distinct = [stated[-1]]
+    if hedging == "wrong":
+        for text, value in zip(stated[:-1], parsed[:-1], strict=True):
+            if text not in distinct and not _equal(parsed[-1], value, places):
+                distinct.append(text)
     if len(distinct) > 1:
-        shown = ", ".join(distinct[:4])
+        shown = ", ".join(distinct[:0:-1][:3] + distinct[:1])
         return 0.0, f"several different final answers ({shown}); expected {gold_text}", anchored
     if not _is_math(parsed[-1]):
         return 0.0, f"unreadable final answer: the parser could not read {stated[-1]!r} whole", anchored
-    if _equal(gold, parsed[-1]):
+    hedge = _hedge(response, stated[-1], boxed, parsed[-1], places) if hedging == "wrong" and anchored else None
+    if hedge:
+        return 0.0, f"a hedged final answer: {stated[-1]}, then {hedge} as an alternative; expected {gold_text}", True
+    if _equal(gold, parsed[-1], places):
         return 1.0, f"answer {stated[-1]} equals {gold_text}", anchored
     return 0.0, f"answer {stated[-1]} != expected {gold_text}", anchored
+
+
+def _decimal_places(setting: Any) -> int | None:
+    """`decimal_for_exact`: 'refuse' is None, 'places:N' is N."""
+    places = re.fullmatch(r"places:(\d{1,2})", setting) if isinstance(setting, str) else None
+    if setting != "refuse" and not (places and int(places[1]) <= 15):
+        raise ValueError(f"math reward: `decimal_for_exact` must be 'refuse' or 'places:N' (N <= 15), got {setting!r}")
+    return int(places[1]) if places else None
 
 
 def _load_math_verify() -> None:
@@ -314,12 +480,21 @@ def math_reward(
     ground_truth: Any = None,
     strict: bool = True,
     timeout: float = 5.0,
+    decimal_for_exact: str = "refuse",
+    hedging: str = "wrong",
     **kwargs: Any,
 ) -> EvaluateResult:
     """1.0 when the last message's final answer equals `ground_truth`, else 0.0.
 
     `strict=False` accepts the last expression of a response that anchors no final answer.
-    An unparsable or missing ground truth is an error, not a 0. Grading that overruns `timeout`
+    Numbers are equal exactly when both are rationals (a decimal is the number it writes: 0.5 is
+    1/2, 0.333333 is not 1/3), and to a relative tolerance otherwise. `decimal_for_exact="places:N"`
+    also accepts, for an exact gold that is not an integer (1/3, sqrt(2), pi), a decimal equal to
+    it to N places; "refuse" (the default) does not. `hedging="wrong"` (the default) scores 0 a
+    response that states different final answers or offers another value after its final one;
+    "last" grades the last final answer stated, whatever surrounds it.
+    An unparsable or missing ground truth is an error, not a 0, and so is a failure of the grader
+    itself (its worker process dying, say): it never raises. Grading that overruns `timeout`
     seconds (on or off the main thread) scores 0.
     """
     if ground_truth is None:
@@ -328,10 +503,16 @@ def math_reward(
         return EvaluateResult.invalid(f"math reward: `timeout` must be a positive number of seconds, got {timeout!r}")
     if not isinstance(strict, bool):
         return EvaluateResult.invalid(f"math reward: `strict` must be true or false, got {strict!r}")
+    try:
+        places = _decimal_places(decimal_for_exact)
+    except ValueError as exc:
+        return EvaluateResult.invalid(str(exc))
+    if hedging not in _HEDGINGS:
+        return EvaluateResult.invalid(f"math reward: `hedging` must be 'wrong' or 'last', got {hedging!r}")
     response = messages[-1].text if messages else ""
     try:
         score, reason, anchored = call_with_deadline(
-            _grade, (response, str(ground_truth), strict), timeout, warm_up=_load_math_verify
+            _grade, (response, str(ground_truth), strict, places, hedging), timeout, warm_up=_load_math_verify
         )
     except DeadlineExceeded:
         return EvaluateResult(
@@ -341,6 +522,8 @@ def math_reward(
         )
     except UnusableGold as exc:
         return EvaluateResult.invalid(str(exc))
+    except Exception as exc:  # the grader failed (its worker died, say): an error, never a wrong answer
+        return EvaluateResult.invalid(f"math reward: grader error: {exc}", error=f"{type(exc).__name__}: {exc}")
     return EvaluateResult(
         score=score,
         reason=reason,
