@@ -24,9 +24,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+DEFAULT_REWARD_TIMEOUT = 120.0
+
+
 class RewardSpec(_Strict):
     name: str = Field(min_length=1, description="built-in name or 'module:function'")
     params: dict[str, Any] = Field(default_factory=dict)
+    timeout: float = Field(
+        default=DEFAULT_REWARD_TIMEOUT,
+        gt=0,
+        allow_inf_nan=False,
+        description="seconds one reward call may take; past it the row is an error",
+    )
 
 
 class SamplingParams(_Strict):

@@ -18,6 +18,7 @@ from pytest_rewardkit.errors import RewardError, RowError
 from pytest_rewardkit.models import EvaluateResult, Message, Response, ResponseStats, Row, Trajectory, excerpt
 from pytest_rewardkit.resolver import BoundReward, Resolver, resolver_for
 from pytest_rewardkit.reward import RewardFunction
+from pytest_rewardkit.watchdog import CallTimeout, run_with_deadline
 
 if TYPE_CHECKING:
     from pytest_rewardkit.environment import Environment
@@ -178,8 +179,16 @@ def score_variant(
     else:
         answer, messages = response, [*case.prompt(), response]
     known = {"index": index, "response": answer, "trajectory": trajectory}
+    timeout = case.settings.reward.timeout
     try:
-        result = reward(messages, ground_truth=case.row.ground_truth, **kwargs)
+        result = run_with_deadline(lambda: reward(messages, ground_truth=case.row.ground_truth, **kwargs), timeout)
+    except CallTimeout:
+        return VariantResult(
+            **known,
+            result=None,
+            error=f"reward {reward.name!r} did not finish within {timeout:g} s (reward.timeout in "
+            f"{case.settings.config_path.name}); the run goes on",
+        )
     except Exception as exc:
         where = traceback.extract_tb(exc.__traceback__)[-1]
         return VariantResult(

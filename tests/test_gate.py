@@ -6,6 +6,8 @@ expected status here must change the README too.
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -519,3 +521,54 @@ def test_a_marked_test_over_a_suite_with_a_broken_reward_is_one_error(quiet_pyte
     body = [line for line in result.stdout.lines if not line.startswith("ERROR ")]  # not the short summary
     assert sum("RuntimeError: no config" in line for line in body) == 1
     assert "_pytest" not in output and len(result.stdout.lines) < 30
+
+
+# --- item 9: a reward that hangs --------------------------------------------------------------
+
+HANGING_REWARD = """
+import time
+
+from pytest_rewardkit import EvaluateResult, reward_function
+
+
+@reward_function
+def sometimes_hangs(messages, ground_truth=None, **kwargs):
+    if messages[-1].content == "hang":
+        time.sleep(3600)
+    if messages[-1].content == "spin":
+        while True:
+            pass
+    return EvaluateResult(score=1.0)
+"""
+
+
+def test_a_hanging_reward_is_that_rows_error_and_the_run_goes_on(quiet_pytester: pytest.Pytester, xdist: bool) -> None:
+    folder = quiet_pytester.path / "suite"
+    folder.mkdir()
+    (folder / "rk_slow.py").write_text(HANGING_REWARD, encoding="utf-8")
+    (folder / "rewardkit.yaml").write_text(
+        "reward: {name: 'rk_slow:sometimes_hangs', timeout: 0.5}\n", encoding="utf-8"
+    )
+    rows = [("a", "ok"), ("b", "hang"), ("c", "spin"), ("d", "ok")]
+    lines = [
+        {"id": i, "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": c}]} for i, c in rows
+    ]
+    (folder / "dataset.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    started = time.monotonic()
+    result = run(quiet_pytester, xdist, "--rk-min-pass-rate", "0.5", "--rk-max-error-rate", "0.5")
+    assert time.monotonic() - started < 30
+    result.assert_outcomes(passed=2, errors=2)
+    assert result.ret == OK
+    result.stdout.fnmatch_lines(
+        ["*reward 'sometimes_hangs' did not finish within 0.5 s (reward.timeout in rewardkit.yaml)*"]
+    )
+
+
+def test_reward_timeout_is_checked_with_the_suite(quiet_pytester: pytest.Pytester) -> None:
+    broken_reward_suite(quiet_pytester, GOOD_REWARD)
+    (quiet_pytester.path / "suite" / "rewardkit.yaml").write_text(
+        "reward: {name: 'rk_broken:score', timeout: 0}\n", encoding="utf-8"
+    )
+    result = quiet_pytester.runpytest("--rk-output", "")
+    assert result.ret == INTERRUPTED
+    result.stdout.fnmatch_lines(["*reward.timeout: Input should be greater than 0*"])
