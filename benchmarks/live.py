@@ -2,7 +2,7 @@
 through the real generation path. Ideal: 400 / 32 x 0.2 s = 2.5 s; target: ratio <= 1.15.
 
 Run from anywhere: `python benchmarks/live.py [--repeat N]`. The fake server runs in its own process
-(`python -m pytest_rewardkit.fake_server`) so it never competes with the client for the GIL. Two
+(`python -m pytest_rewardkit.testing`) so it never competes with the client for the GIL. Two
 measurements, best of N each:
   - pytest: a 400-row suite, `--rk-n 1 --rk-concurrency 32 --record-mode=all` into a temporary cassette
     folder. Reported as pytest's run loop (generation and scoring of every row, timed by a tiny plugin)
@@ -73,7 +73,7 @@ TIMER_PLUGIN = textwrap.dedent(
 @contextmanager
 def fake_server() -> Iterator[str]:
     """The fake endpoint in a child process; yields its base URL."""
-    command = [sys.executable, "-m", "pytest_rewardkit.fake_server", "--latency", str(LATENCY)]
+    command = [sys.executable, "-m", "pytest_rewardkit.testing", "--latency", str(LATENCY)]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None

@@ -14,7 +14,6 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from pytest_rewardkit.fake_server import FakeChatServer, Fault
 from pytest_rewardkit.generation import (
     AuthenticationError,
     BadResponse,
@@ -28,6 +27,7 @@ from pytest_rewardkit.generation import (
 )
 from pytest_rewardkit.generation.client import _retry_after
 from pytest_rewardkit.recording import Interaction
+from pytest_rewardkit.testing import FakeChatServer, Fault
 
 BODY = {"model": "fake-model", "messages": [{"role": "user", "content": "2+2?"}], "temperature": 0.5}
 FAST = ClientSettings(read_timeout=5.0, connect_timeout=2.0, max_attempts=4, max_retry_time=20.0)

@@ -17,8 +17,8 @@ from pytest_rewardkit.__main__ import main
 from pytest_rewardkit.config import Options
 from pytest_rewardkit.evaluators.api import schema_errors
 from pytest_rewardkit.evaluators.packaging import PackagingError, package_settings
-from pytest_rewardkit.fake_server import FakeChatServer, Fault
 from pytest_rewardkit.suite import load_suite
+from pytest_rewardkit.testing import FakeChatServer, Fault
 
 KEY = "fw-evaluator-test-key-0123456789"
 ACCOUNT = "my-account"

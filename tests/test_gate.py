@@ -303,7 +303,7 @@ def capitals(make_suite: MakeSuite, chat_row: ChatRow, parent: str, answer: str)
 def test_same_named_suite_folders_keep_separate_cassettes(
     pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow
 ) -> None:
-    from pytest_rewardkit.fake_server import FakeChatServer
+    from pytest_rewardkit.testing import FakeChatServer
 
     capitals(make_suite, chat_row, "a", "Paris")
     capitals(make_suite, chat_row, "b", "Rome")

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_rewardkit.fake_server import FakeChatServer, Fault
 from pytest_rewardkit.recording import RowCassette
+from pytest_rewardkit.testing import FakeChatServer, Fault
 
 if TYPE_CHECKING:
     from conftest import ChatRow, MakeSuite

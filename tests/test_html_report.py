@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from test_report import outcome
 
-from pytest_rewardkit.fake_server import FakeChatServer
 from pytest_rewardkit.html_report import embed_json, histogram, render_html, report_payload, status
 from pytest_rewardkit.report import summarize
+from pytest_rewardkit.testing import FakeChatServer
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

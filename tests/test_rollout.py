@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from pytest_rewardkit.fake_server import FakeChatServer
 from pytest_rewardkit.recording import RowCassette
 from pytest_rewardkit.scripted_model import ScriptedToolModel
+from pytest_rewardkit.testing import FakeChatServer
 from tests.conftest import MakeSuite
 
 ENV_MODULE = textwrap.dedent(

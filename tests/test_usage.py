@@ -17,7 +17,7 @@ from pytest_rewardkit.report import usage_totals
 if TYPE_CHECKING:
     from conftest import ChatRow, MakeSuite
 
-from pytest_rewardkit.fake_server import FakeChatServer
+from pytest_rewardkit.testing import FakeChatServer
 
 
 def exchange(choices: list[tuple[str, str]], usage: dict[str, int] | None, latency: float | None = 0.8) -> Interaction:

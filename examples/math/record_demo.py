@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pytest_rewardkit.fake_server import FakeChatServer
+from pytest_rewardkit.testing import FakeChatServer
 
 HERE = Path(__file__).parent
 ALIAS = "gpt3-gsm8k-solutions"

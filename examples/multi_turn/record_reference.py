@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pytest_rewardkit.fake_server import FakeChatServer
 from pytest_rewardkit.scripted_model import ScriptedToolModel
+from pytest_rewardkit.testing import FakeChatServer
 
 HERE = Path(__file__).parent
 ALIAS = "bfcl-ground-truth"

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from pytest_rewardkit.fake_server import FakeChatServer, Fault, read_table
+from pytest_rewardkit.testing import FakeChatServer, Fault, read_table
 
 # Requests to 127.0.0.1 must never go through a proxy configured in the environment.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -229,7 +229,7 @@ async def test_gzip_mode_compresses_answers_and_errors_for_clients_that_accept_g
 
 
 def test_gzip_mode_from_the_command_line() -> None:
-    command = [sys.executable, "-m", "pytest_rewardkit.fake_server", "--gzip"]
+    command = [sys.executable, "-m", "pytest_rewardkit.testing", "--gzip"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
         try:
             assert process.stdout is not None
@@ -481,7 +481,7 @@ def test_command_line_serves_a_table_until_sigterm(tmp_path: Path) -> None:
     table = tmp_path / "table.jsonl"
     rows = [{"prompt": "q", "responses": ["r0", {"content": "r1"}]}, {"prompt": "p", "responses": ["only"]}]
     table.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    command = [sys.executable, "-m", "pytest_rewardkit.fake_server", "--table", str(table), "--latency", "0.01"]
+    command = [sys.executable, "-m", "pytest_rewardkit.testing", "--table", str(table), "--latency", "0.01"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
         try:
             assert process.stdout is not None
@@ -499,7 +499,7 @@ def test_command_line_rejects_a_bad_table_with_its_location(tmp_path: Path) -> N
     table = tmp_path / "table.jsonl"
     table.write_text('{"prompt": "a"}\n')
     result = subprocess.run(
-        [sys.executable, "-m", "pytest_rewardkit.fake_server", "--table", str(table)],
+        [sys.executable, "-m", "pytest_rewardkit.testing", "--table", str(table)],
         capture_output=True,
         text=True,
         timeout=30,

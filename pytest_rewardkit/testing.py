@@ -8,7 +8,7 @@ fail (rate limits, server errors, slow answers, HTML error pages, dropped connec
     with server.running() as base_url:   # or: async with server as base_url
         ...                              # POST {base_url}/chat/completions
 
-Command line: ``python -m pytest_rewardkit.fake_server --table FILE.jsonl --latency 0.2 --port 0`` prints the base
+Command line: ``python -m pytest_rewardkit.testing --table FILE.jsonl --latency 0.2 --port 0`` prints the base
 URL on one line and serves until SIGINT/SIGTERM; FILE rows are ``{"prompt": ..., "responses": [...]}``.
 """
 
@@ -393,9 +393,9 @@ async def _serve_until_signalled(server: FakeChatServer) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of `python -m pytest_rewardkit.fake_server`."""
+    """Entry point of `python -m pytest_rewardkit.testing`."""
     parser = argparse.ArgumentParser(
-        prog="python -m pytest_rewardkit.fake_server",
+        prog="python -m pytest_rewardkit.testing",
         description="Serve a fake chat-completions endpoint on 127.0.0.1: prints the base URL, stops on SIGTERM.",
     )
     parser.add_argument("--table", type=Path, help='JSONL file of {"prompt": <last user content>, "responses": [...]}')
