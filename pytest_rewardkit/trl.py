@@ -95,6 +95,17 @@ class _Adapter:
             for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True))
         ]
 
+    def _guarded(self, reward: RewardFunction, messages: list[Any], kwargs: dict[str, Any]) -> EvaluateResult:
+        try:
+            return reward(messages, **kwargs)
+        except Exception as exc:
+            return self._failed(exc)
+
+    def _failed(self, exc: BaseException) -> EvaluateResult:
+        """One completion's reward raised: that completion gets None, the training step goes on."""
+        logger.warning("reward %s raised on one completion: %s: %s", self.__name__, type(exc).__name__, exc)
+        return EvaluateResult.invalid(f"the reward raised {type(exc).__name__}: {exc}")
+
     def _scores(self, results: list[EvaluateResult], columns: dict[str, Any]) -> list[float | None]:
         invalid = [r for r in results if r.is_error]
         if invalid:
@@ -122,7 +133,10 @@ class TRLReward(_Adapter):
         completion_ids: Sequence[Sequence[int]] | None = None,
         **columns: Any,
     ) -> list[float | None]:
-        results = [self.reward(messages, **kwargs) for messages, kwargs in self._calls(prompts, completions, columns)]
+        results = [
+            self._guarded(self.reward, messages, kwargs)
+            for messages, kwargs in self._calls(prompts, completions, columns)
+        ]
         return self._scores(results, columns)
 
 
@@ -138,8 +152,14 @@ class AsyncTRLReward(_Adapter):
         **columns: Any,
     ) -> list[float | None]:
         calls = self._calls(prompts, completions, columns)
-        results = await asyncio.gather(*(self.reward.acall(messages, **kwargs) for messages, kwargs in calls))
-        return self._scores(list(results), columns)
+        scoring = (self.reward.acall(messages, **kwargs) for messages, kwargs in calls)
+        results = await asyncio.gather(*scoring, return_exceptions=True)
+        scored = []
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result  # cancelled or interrupted: not the completion's doing
+            scored.append(self._failed(result) if isinstance(result, Exception) else result)
+        return self._scores(scored, columns)
 
 
 def _messages(prompt: Prompt, completion: Completion) -> list[Any]:

@@ -204,3 +204,97 @@ def test_parse_tests_accepts_one_test_or_json_text() -> None:
     assert len(parse_tests('[{"stdin": "", "stdout": "1"}]')) == 1
     with pytest.raises(ValueError, match="non-empty"):
         parse_tests([])
+
+
+HUMANEVAL_STYLE = [
+    {"check": "def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(0, 7) == 7\n\ncheck(add)\n"}
+]
+WRONG_ADD = "def add(a, b):\n    return 0\n"
+
+
+@pytest.mark.parametrize(
+    ("attack", "reason"),
+    [
+        pytest.param(
+            "import builtins\nbuiltins.exec = lambda *a, **k: None\n" + WRONG_ADD,
+            "wrong answer: assert candidate(2, 3) == 5",
+            id="patched-exec",
+        ),
+        pytest.param(
+            "import os, sys\n" + WRONG_ADD + "try:\n    print(sys._getframe(1).f_locals['marker'])\n"
+            "except Exception:\n    pass\nos._exit(0)\n",
+            "the code's process ended before answering",
+            id="frame-marker-and-exit",
+        ),
+        pytest.param(
+            "class Yes:\n    def __eq__(self, other):\n        return True\n\ndef add(a, b):\n    return Yes()\n",
+            "add(…) returned a Yes, which is not plain data",
+            id="always-equal",
+        ),
+    ],
+)
+def test_check_style_attacks_score_zero_with_a_reason(attack: str, reason: str) -> None:
+    """The attacks of issue 15: each scored 1.0 while the check ran in the code's own interpreter."""
+    assert score("def add(a, b):\n    return a + b\n", HUMANEVAL_STYLE).score == 1.0
+    result = score(attack, HUMANEVAL_STYLE)
+    assert result.score == 0.0 and not result.is_error, result.reason
+    assert reason in result.reason
+
+
+def test_a_checks_expected_exception_still_works() -> None:
+    """The code's exception crosses as a builtin exception of the same name, rebuilt by the judge."""
+    check = "try:\n    add(1, 'x')\nexcept TypeError:\n    pass\nelse:\n    raise AssertionError('no TypeError')\n"
+    assert score(ADD, [{"check": check}]).score == 1.0
+
+
+@pytest.mark.parametrize(
+    ("program", "reason"),
+    [
+        pytest.param(
+            "import json\njson.dumps = lambda *a, **k: 'x'\n" + ADD, "not plain data", id="patched-json-dumps"
+        ),
+        pytest.param(
+            "import plain\nplain.dumps = lambda value: '[' * 100_000 + ']' * 100_000\n" + ADD,
+            "not plain data",
+            id="deep-reply",
+        ),
+        pytest.param(
+            "def add(a, b):\n    x = []\n    for _ in range(100_000):\n        x = [x]\n    return x\n",
+            "not plain data",
+            id="deep-value",
+        ),
+        pytest.param("import os, sys\n" + ADD + "os.write(int(sys.argv[0] == '') or 1, b'garbage')\n", "", id="noise"),
+    ],
+)
+@pytest.mark.parametrize("style", ["call", "check"])
+def test_hostile_replies_give_a_result_never_an_exception(program: str, reason: str, style: str) -> None:
+    tests = [{"call": "add", "args": [1, 2], "expected": 3}] if style == "call" else HUMANEVAL_STYLE
+    result = score(program, tests)
+    assert not result.is_error, result.reason
+    assert reason in result.reason
+    assert result.score == (1.0 if reason == "" else 0.0), result.reason
+
+
+ADVERSARIAL = {
+    "fence-then-spaces": "```" + " " * 1_000_000 + "`",
+    "backticks": "`" * 1_000_000,
+    "tildes-and-backticks": "~~~" + "`" * 999_997,
+    "many-fences": "```python\n" * 100_000,
+    "nested-fences": "".join(f"{'`' * (3 + i % 50)}python\nx = {i}\n" for i in range(50_000))[:1_000_000],
+    "spaces-lines": ("```   " + " " * 90 + "x`\n") * 10_000,
+}
+
+
+@pytest.mark.parametrize("text", ADVERSARIAL.values(), ids=ADVERSARIAL.keys())
+def test_fence_extraction_is_linear_on_adversarial_responses(text: str) -> None:
+    """1 MB of hostile markdown: the cubic regex took 15.6 s on 2,000 spaces. The best of three
+    tries must stay under 100 ms even on a loaded machine (benchmarks/extraction.py has figures)."""
+    assert len(text) >= 900_000
+    best = min(_timed(extract_code, text) for _ in range(3))
+    assert best < 0.1, f"{best * 1000:.0f} ms"
+
+
+def _timed(fn: Any, *args: Any) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start

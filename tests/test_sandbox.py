@@ -34,6 +34,7 @@ from pytest_rewardkit.sandbox import (
     SandboxUnavailable,
     WeakSandboxWarning,
     bubblewrap,
+    kernel,
     runner,
 )
 from pytest_rewardkit.sandbox.cgroups import Cgroup
@@ -110,7 +111,7 @@ def test_honest_program_runs(sandbox: Sandbox) -> None:
     result = run(
         sandbox,
         """
-        import sys, tempfile, threading
+        import subprocess, sys, tempfile, threading
         from multiprocessing import Pool
         with tempfile.NamedTemporaryFile("w+") as f:
             f.write("kept"); f.seek(0); kept = f.read()
@@ -119,6 +120,8 @@ def test_honest_program_runs(sandbox: Sandbox) -> None:
         for t in threads: t.join()
         with Pool(2) as pool:
             squares = pool.map(abs, [-1, -2, -3])
+        child = subprocess.run([sys.executable, "-c", "print(1)"], capture_output=True, text=True).stdout
+        assert child == "1\\n", child
         print(kept, squares, "héllo ✓ 世界", sys.stdin.read().upper())
         """,
         stdin="from stdin",
@@ -139,6 +142,100 @@ def test_runs_as_unprivileged_uid_without_capabilities(sandbox: Sandbox) -> None
     uid, euid, effective, bounding, no_new_privs = result.stdout.split()
     assert uid == euid != "0"
     assert (effective, bounding, no_new_privs) == ("0000000000000000", "0000000000000000", "1")
+
+
+def test_kernel_attack_surface_is_filtered(sandbox: Sandbox) -> None:
+    """io_uring, bpf, ptrace, keyrings, mounts, namespaces, module loading... fail with EPERM
+    (clone3 with ENOSYS, which the C library answers by falling back to clone)."""
+    lib = kernel._libseccomp()
+    calls = {
+        name: lib.seccomp_syscall_resolve_name(name.encode()) for names in kernel.DENIED.values() for name in names
+    }
+    calls = {name: number for name, number in calls.items() if number >= 0}
+    number = {
+        name: lib.seccomp_syscall_resolve_name(name.encode()) for name in ("clone3", "personality", "clone", "ioctl")
+    }
+    calls["clone3"] = number["clone3"]
+    program = f"""
+        import ctypes, errno, json, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        def call(number, *args):
+            args = [ctypes.c_long(a) for a in (*args, 0, 0, 0, 0, 0, 0)[:6]]
+            result = libc.syscall(ctypes.c_long(number), *args)
+            return errno.errorcode.get(ctypes.get_errno(), "?") if result == -1 else "ALLOWED"
+        outcome = {{name: call(number) for name, number in {calls!r}.items()}}
+        outcome["personality(READ_IMPLIES_EXEC)"] = call({number["personality"]}, 0x0400000)
+        outcome["clone(CLONE_NEWUSER)"] = call({number["clone"]}, 0x10000000 | 17)
+        outcome["ioctl(TIOCSTI)"] = call({number["ioctl"]}, 0, 0x5412, 0)
+        query = libc.syscall(ctypes.c_long({number["personality"]}), ctypes.c_long(0xFFFFFFFF))
+        print(json.dumps(outcome), query)
+        """
+    result = run(sandbox, program)
+    assert result.exit_code == 0, result.stderr
+    outcome, query = result.stdout.rsplit(" ", 1)
+    denied = json.loads(outcome)
+    assert denied.pop("clone3") == "ENOSYS"
+    assert {name: code for name, code in denied.items() if code != "EPERM"} == {}
+    assert {"io_uring_setup", "bpf", "ptrace", "keyctl", "mount", "unshare", "init_module"} <= denied.keys()
+    assert int(query) >= 0, "reading the personality stays allowed"
+
+
+KEYCTL_SEARCH, KEY_SPEC_SESSION_KEYRING = 10, -3
+
+
+def _keyctl(*args: int | bytes | None) -> int:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    number = kernel._libseccomp().seccomp_syscall_resolve_name(b"keyctl")
+    converted = [ctypes.c_long(a) if isinstance(a, int) else ctypes.c_char_p(a) for a in args]
+    result = libc.syscall(ctypes.c_long(number), *converted)
+    assert result >= 0, os.strerror(ctypes.get_errno())
+    return int(result)
+
+
+def test_each_run_gets_a_fresh_session_keyring(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the system-call filter lifted, the program still holds no keyring of the caller's nor of
+    an earlier run: it can neither read a key the caller holds, nor leave a token for a later run."""
+    import ctypes
+
+    _keyctl(1, None)  # KEYCTL_JOIN_SESSION_KEYRING: this test's own keyring, not the machine user's
+    libc = ctypes.CDLL(None, use_errno=True)
+    secret = SECRET.encode()
+    key = libc.syscall(
+        ctypes.c_long(kernel._libseccomp().seccomp_syscall_resolve_name(b"add_key")),
+        b"user",
+        b"rewardkit-test",
+        secret,
+        ctypes.c_long(len(secret)),
+        ctypes.c_long(-3),
+    )
+    assert key > 0
+    allow_all = (0x06).to_bytes(2, "little") + bytes(2) + (0x7FFF0000).to_bytes(4, "little")  # BPF_RET ALLOW
+    monkeypatch.setattr(kernel, "filter_program", lambda: allow_all)
+    number = kernel._libseccomp().seccomp_syscall_resolve_name(b"keyctl")
+    add_key = kernel._libseccomp().seccomp_syscall_resolve_name(b"add_key")
+    program = f"""
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        def keyctl(*args):
+            args = [ctypes.c_long(a) if isinstance(a, int) else ctypes.c_char_p(a) for a in args]
+            return libc.syscall(ctypes.c_long({number}), *args)
+        found = []
+        for description in (b"rewardkit-test", b"left-by-an-earlier-run"):
+            key = keyctl({KEYCTL_SEARCH}, {KEY_SPEC_SESSION_KEYRING}, b"user", description, 0)
+            if key > 0:
+                buffer = ctypes.create_string_buffer(256)
+                keyctl(11, key, ctypes.addressof(buffer), 256)  # KEYCTL_READ
+                found.append(buffer.value.decode(errors="replace"))
+        print(found)
+        keyctl(7, {KEY_SPEC_SESSION_KEYRING})  # KEYCTL_CLEAR the session keyring it holds
+        libc.syscall(ctypes.c_long({add_key}), b"user", b"left-by-an-earlier-run", b"token", ctypes.c_long(5),
+                     ctypes.c_long({KEY_SPEC_SESSION_KEYRING}))
+        """
+    first, second = run(sandbox, program), run(sandbox, program)
+    assert (first.exit_code, first.stdout, second.stdout) == (0, "[]\n", "[]\n"), first.stderr
+    assert _keyctl(KEYCTL_SEARCH, KEY_SPEC_SESSION_KEYRING, b"user", b"rewardkit-test", 0) == key, "caller's key intact"
 
 
 def test_network_is_unreachable(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -530,7 +627,7 @@ def test_process_mode_refuses_when_the_caller_ignores_sigchld(sigchld_ignored: N
 
 
 IN_NAMESPACE = """
-import json
+import json, os
 from pytest_rewardkit import resolve_reward
 from pytest_rewardkit.sandbox import Sandbox
 box = Sandbox()
@@ -539,7 +636,15 @@ judged = resolve_reward("code")(
     [{"role": "assistant", "content": "```python\\ndef add(a, b):\\n    return a + b\\n```"}],
     tests=[{"check": "assert add(2, 3) == 5"}],
 )
-print(json.dumps([[r.exit_code, r.stdout, r.stderr] for r in runs] + [judged.score, judged.reason]))
+zombies = []
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()
+    except OSError:
+        continue
+    if fields[0] == "Z":
+        zombies.append(pid)
+print(json.dumps([[r.exit_code, r.stdout, r.stderr] for r in runs] + [judged.score, judged.reason, zombies]))
 """
 
 
@@ -553,9 +658,10 @@ def _run_in_namespaces(*unshare: str) -> list[Any]:
 
 
 def test_starts_in_a_fresh_pid_namespace() -> None:
-    """As in a container or `unshare --pid --fork --mount-proc`; a non-root caller needs a user
-    namespace to make one."""
-    *runs, score, reason = _run_in_namespaces(*([] if os.geteuid() == 0 else ["--user", "--map-root-user"]))
+    """As in a container or `unshare --pid --fork --mount-proc`, where this interpreter is pid 1 and
+    inherits every orphan (no zombie is left); a non-root caller needs a user namespace to make one."""
+    *runs, score, reason, zombies = _run_in_namespaces(*([] if os.geteuid() == 0 else ["--user", "--map-root-user"]))
+    assert zombies == []
     assert [run[0] for run in runs] == [0, 0, 0], runs
     assert all(run[1].strip() != "0" for run in runs), "the program runs unprivileged"
     assert score == 1.0, reason
@@ -563,7 +669,8 @@ def test_starts_in_a_fresh_pid_namespace() -> None:
 
 def test_starts_as_root_of_a_user_namespace_with_one_uid_mapped() -> None:
     """As in a rootless container: root, but no other uid to switch to."""
-    *runs, score, reason = _run_in_namespaces("--user", "--map-root-user")
+    *runs, score, reason, zombies = _run_in_namespaces("--user", "--map-root-user")
+    assert zombies == []
     assert [run[0] for run in runs] == [0, 0, 0], runs
     assert all(run[1].strip() != "0" for run in runs), "the program runs as a uid of its own, not root"
     assert score == 1.0, reason

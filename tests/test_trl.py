@@ -4,6 +4,7 @@ completion_ids=..., **columns, trainer_state=..., log_extra=..., log_metric=...)
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import pickle
@@ -124,6 +125,32 @@ def test_an_invalid_score_is_none_logged_and_counted(caplog: pytest.LogCaptureFi
     assert scores == [None, 0.5, None, 0.5]
     assert metrics == {"rewards/refuses_odd/invalid_fraction": 0.5}
     assert "refuses_odd could not score 2 of 4 completions: odd numbers cannot be graded" in caplog.text
+
+
+@reward_function
+def crashes_on_odd(messages: list[Message], ground_truth: Any = None, **kwargs: Any) -> EvaluateResult:
+    if int(messages[-1].text) % 2:
+        raise RecursionError("maximum recursion depth exceeded")
+    return EvaluateResult(score=1.0)
+
+
+@reward_function
+async def crashes_on_odd_async(messages: list[Message], ground_truth: Any = None, **kwargs: Any) -> EvaluateResult:
+    return crashes_on_odd(messages)
+
+
+@pytest.mark.parametrize("name", ["crashes_on_odd", "crashes_on_odd_async"])
+def test_a_reward_raising_on_one_completion_gives_none_and_a_warning(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The training step goes on: the other completions keep their scores."""
+    reward = trl_reward(f"test_trl:{name}")
+    with caplog.at_level(logging.WARNING, logger="pytest_rewardkit.trl"):
+        scores = reward(prompts=["a"] * 3, completions=["1", "2", "4"])
+        if inspect.isawaitable(scores):
+            scores = asyncio.run(scores)
+    assert scores == [None, 1.0, 1.0]
+    assert f"reward {name} raised on one completion: RecursionError" in caplog.text
 
 
 def test_the_name_trl_logs_is_the_rewards_name() -> None:

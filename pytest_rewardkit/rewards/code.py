@@ -10,17 +10,18 @@ of three kinds, told apart by their keys.
   compared with `stdout` line by line, each line stripped, trailing blank lines ignored. A missing
   or extra line fails. With `tolerance` > 0, numbers on a line match within that tolerance.
 - call: `{"call": "add", "args": [1, 2], "kwargs": {}, "expected": 3}`. The code is loaded as a
-  module, the function is called with the JSON arguments, and its return value comes back as JSON
-  to be compared here, outside the sandbox (numbers within `tolerance`, tuples as lists).
-- check: `{"check": "assert add(1, 2) == 3"}`. The block runs after the code, in its namespace,
-  as HumanEval's `check(candidate)` does; the test passes when the block returns.
+  module, the function is called with the JSON arguments, and its return value comes back as
+  plain data (`pytest_rewardkit.rewards.plain`) to be compared here, outside the sandbox (numbers
+  within `tolerance`, tuples as lists).
+- check: `{"check": "assert add(1, 2) == 3"}`: HumanEval's `check(candidate)` style. The check is
+  trusted code and runs in a sandbox of its own; the code runs in another. Each function of the
+  code's that the check names is a stub there, which sends the arguments to the code's process
+  and rebuilds the answer from plain data. The test passes when the check returns.
 
-Expected values never enter the sandbox for the first two kinds. A run counts as passed only when
-it prints, as its last line, a random marker that the harness is given on stdin and prints itself
-after the function (or the check block) returns: exit statuses and 'PASS' lines prove nothing.
-Code that inspects the harness's own stack frames could still find the marker; the check kind
-is also open to return values that claim equality with anything (`__eq__` always true): call-style
-tests are the robust kind.
+Expected values never enter the code's sandbox, and the verdict is decided where the code cannot
+reach: no exit status, output line, marker, stack frame, patched builtin or object with a rigged
+`__eq__` of the code's crosses to the judge, only plain data does (`harness/` holds both sides).
+A sandbox that cannot start makes the result an error, never a 0.
 
 Score: the fraction of tests passed, or with `mode: all`, 1.0 only when every test passes. Each
 test ends as passed, wrong answer, runtime error, timeout or resource limit; a response can also
@@ -31,56 +32,51 @@ that ended so; `reason` names the first failure with a short excerpt of what wen
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import math
-import re
-import secrets
+import os
+import selectors
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pytest_rewardkit.models import EvaluateResult, Message, MetricResult, excerpt
 from pytest_rewardkit.reward import reward_function
+from pytest_rewardkit.rewards import plain
+from pytest_rewardkit.rewards.harness import HERE as HARNESS
 from pytest_rewardkit.sandbox import BWRAP, Limits, RunResult, Sandbox, SandboxMode, SandboxUnavailable
 
 Outcome = Literal["passed", "wrong_answer", "runtime_error", "timeout", "resource_limit"]
 FAILURES: tuple[Outcome, ...] = ("timeout", "resource_limit", "runtime_error", "wrong_answer")
 EXCERPT = 200
 
+logger = logging.getLogger(__name__)
+
 LANGUAGE_ALIASES = {"python": {"python", "py", "python3", "py3"}}
 
-_FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([^\s`]*)[ \t]*([^`\n]*)$")
 
-# The harness for call and check tests: the marker and the request arrive on stdin.
-_HARNESS = """\
-import json, os, sys
-
-
-def main():
-    marker = sys.stdin.readline().strip()
-    request = json.loads(sys.stdin.readline())
-    namespace = {"__name__": "solution", "__builtins__": __builtins__}
-    with open("solution.py", encoding="utf-8") as source:
-        exec(compile(source.read(), "solution.py", "exec"), namespace)
-    if "check" in request:
-        exec(compile(request["check"], "check", "exec"), namespace)
-        reply = ""
-    else:
-        if not callable(namespace.get(request["call"])):
-            sys.exit(f"NameError: the code defines no function {request['call']!r}")
-        value = namespace[request["call"]](*request["args"], **request["kwargs"])
-        try:
-            reply = json.dumps(value)
-        except (TypeError, ValueError) as exc:
-            sys.exit(f"TypeError: the return value is not JSON: {exc}")
-    sys.stdout.flush()
-    os.write(1, ("\\n" + marker + reply + "\\n").encode())
-
-
-main()
-"""
+def _fence(line: str) -> tuple[str, str, str] | None:
+    """(fence, tag, info) when `line` opens or closes a fenced block (CommonMark: three or more
+    backticks or tildes, indented by spaces or tabs, no backtick after the fence), else None.
+    String methods only, each linear in the line: a regex with nested optional runs here took
+    cubic time on a hostile line (a fence followed by thousands of spaces), before any sandbox."""
+    stripped = line.lstrip(" \t")
+    char = stripped[:1]
+    if char not in ("`", "~"):
+        return None
+    rest = stripped.lstrip(char)
+    fence = stripped[: len(stripped) - len(rest)]
+    if len(fence) < 3 or "`" in rest:
+        return None
+    rest = rest.lstrip(" \t")
+    tag = rest.split(maxsplit=1)[0] if rest and not rest[0].isspace() else ""
+    return fence, tag, rest[len(tag) :].lstrip(" \t")
 
 
 class _Strict(BaseModel):
@@ -173,21 +169,17 @@ def extract_code(text: str, language: str = "python", block: str = "last") -> st
     lines = text.splitlines()
     i = 0
     while i < len(lines):
-        opening = _FENCE.match(lines[i])
+        opening = _fence(lines[i])
         i += 1
         if not opening:
             continue
-        fence, tag, info = opening.groups()
-        body = []
-        while i < len(lines):
-            closing = _FENCE.match(lines[i])
-            if closing and closing[1][0] == fence[0] and len(closing[1]) >= len(fence) and not closing[2]:
-                break
-            body.append(lines[i])
+        fence, tag, info = opening
+        start = i
+        while i < len(lines) and not _closes(lines[i], fence):
             i += 1
-        i += 1
         if tag.lower() in accepted:
-            blocks.append((info.strip(), "\n".join(body) + "\n"))
+            blocks.append((info.strip(), "\n".join(lines[start:i]) + "\n"))
+        i += 1
     if not blocks:
         return None
     if block == "last":
@@ -196,6 +188,13 @@ def extract_code(text: str, language: str = "python", block: str = "last") -> st
         return blocks[0][1]
     named = [code for info, code in blocks if block in info.split()]
     return named[-1] if named else None
+
+
+def _closes(line: str, fence: str) -> bool:
+    """Whether `line` closes a block opened by `fence`: nothing but at least as many of its
+    characters, and whitespace."""
+    bare = line.strip()
+    return len(bare) >= len(fence) and bare[0] == fence[0] and not bare.strip(fence[0])
 
 
 def syntax_problem(code: str) -> str | None:
@@ -227,8 +226,9 @@ _RESOURCE_ERRORS = (
 _RESOURCE_SIGNALS = {9: "SIGKILL", 24: "SIGXCPU (CPU time)", 25: "SIGXFSZ (file size)"}
 
 
-def _failure(run: RunResult, timeout: float) -> tuple[Outcome, str]:
-    """The outcome of a run that did not report success."""
+def _failure(run: RunResult, timeout: float, silent: str = "") -> tuple[Outcome, str]:
+    """The outcome of a run that did not report success; `silent` says why when the run itself
+    shows nothing wrong."""
     if run.timed_out:
         return "timeout", f"exceeded {timeout:g}s wall time"
     if run.limit_hit:
@@ -244,7 +244,7 @@ def _failure(run: RunResult, timeout: float) -> tuple[Outcome, str]:
         return "wrong_answer", last
     if run.stdout_truncated:
         return "runtime_error", "output flood: stopped reading after the cap"
-    return "runtime_error", last or f"exit status {run.exit_code} without a result"
+    return "runtime_error", last or silent or f"exit status {run.exit_code} without a result"
 
 
 def _same_value(expected: Any, actual: Any, tolerance: float) -> bool:
@@ -252,7 +252,7 @@ def _same_value(expected: Any, actual: Any, tolerance: float) -> bool:
         return type(expected) is type(actual) and expected == actual
     if isinstance(expected, (int, float)) and isinstance(actual, (int, float)):
         return expected == actual or math.isclose(expected, actual, rel_tol=tolerance, abs_tol=tolerance)
-    if isinstance(expected, (list, tuple)) and isinstance(actual, list):
+    if isinstance(expected, (list, tuple)) and isinstance(actual, (list, tuple)):
         return len(expected) == len(actual) and all(
             _same_value(e, a, tolerance) for e, a in zip(expected, actual, strict=True)
         )
@@ -297,16 +297,57 @@ def run_test(sandbox: Sandbox, code: str, test: TestCase, tolerance: float, limi
             return "wrong_answer", f"more than {limits.output_bytes} bytes of output"
         difference = compare_output(test.stdout, run.stdout, tolerance)
         return ("wrong_answer", difference) if difference else ("passed", "")
-    marker = secrets.token_hex(16)
-    request = {"check": test.check} if isinstance(test, CheckTest) else test.model_dump(exclude={"expected"})
-    stdin = f"{marker}\n{json.dumps(request)}\n"
-    run = sandbox.run(_HARNESS, stdin=stdin, files={"solution.py": code}, limits=limits)
-    lines = run.stdout.rstrip("\n").rsplit("\n", 1)
-    if run.exit_code != 0 or run.stdout_truncated or not lines[-1].startswith(marker):
-        return _failure(run, limits.wall_time)
-    if isinstance(test, CheckTest):
-        return "passed", ""
-    actual = json.loads(lines[-1][len(marker) :])
+    if isinstance(test, CallTest):
+        return _run_call(sandbox, code, test, tolerance, limits)
+    return _run_check(sandbox, code, test, limits)
+
+
+def _harness_files(code: str) -> dict[str, str]:
+    return {"solution.py": code, "plain.py": _source(Path(plain.__file__))}
+
+
+@functools.cache
+def _source(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def _fds_line(requests: int, replies: int) -> str:
+    return json.dumps({"requests": requests, "replies": replies}) + "\n"
+
+
+def _run_call(sandbox: Sandbox, code: str, test: CallTest, tolerance: float, limits: Limits) -> tuple[Outcome, str]:
+    """The code's function called once, from here: this process is the judge."""
+    requests_read, requests_write = os.pipe()
+    replies_read, replies_write = os.pipe()
+    client = _Client(
+        requests_write, replies_read, plain.dumps((test.call, test.args, test.kwargs)), limits.output_bytes
+    )
+    client.start()
+    try:
+        run = sandbox.run(
+            _source(HARNESS / "candidate.py"),
+            stdin=_fds_line(requests_read, replies_write),
+            files=_harness_files(code),
+            limits=limits,
+            pass_fds=(requests_read, replies_write),
+        )
+    finally:
+        client.finish()
+    if client.reply is None:
+        return _failure(run, limits.wall_time, "the code's process ended before answering")
+    try:
+        kind, *reply = plain.loads(client.reply)
+    except (ValueError, TypeError):
+        return "runtime_error", f"{test.call}(…) answered with something that is not plain data"
+    if kind == "raised" and len(reply) == 2:
+        return _raised(f"{reply[0]}: {reply[1]}")
+    if kind != "value" or len(reply) != 1:
+        return "runtime_error", f"{test.call}(…) returned something that is not plain data"
+    try:
+        # As JSON would have it: the expected value is JSON (tuples are lists, keys are strings).
+        actual = json.loads(json.dumps(reply[0]))
+    except (TypeError, ValueError) as exc:
+        return "runtime_error", f"{test.call}(…) returned a value that is not JSON: {exc}"
     if _same_value(test.expected, actual, tolerance):
         return "passed", ""
     return (
@@ -314,6 +355,143 @@ def run_test(sandbox: Sandbox, code: str, test: TestCase, tolerance: float, limi
         f"{test.call}(…) returned {excerpt(json.dumps(actual), EXCERPT)}, "
         f"expected {excerpt(json.dumps(test.expected), EXCERPT)}",
     )
+
+
+def _run_check(sandbox: Sandbox, code: str, test: CheckTest, limits: Limits) -> tuple[Outcome, str]:
+    """The check in a sandbox of its own, calling the code's functions in another."""
+    requests_read, requests_write = os.pipe()
+    replies_read, replies_write = os.pipe()
+    outcome: dict[str, RunResult | BaseException] = {}
+
+    def candidate() -> None:
+        try:
+            outcome["run"] = sandbox.run(
+                _source(HARNESS / "candidate.py"),
+                stdin=_fds_line(requests_read, replies_write),
+                files=_harness_files(code),
+                limits=limits,
+                pass_fds=(requests_read, replies_write),
+            )
+        except BaseException as exc:
+            outcome["run"] = exc
+
+    serving = threading.Thread(target=candidate, name="rewardkit-candidate")
+    serving.start()
+    try:
+        # A little longer than the code: when the code overruns, the check sees it go first.
+        judge_limits = limits.model_copy(update={"wall_time": limits.wall_time + JUDGE_GRACE})
+        judged = sandbox.run(
+            _source(HARNESS / "check.py"),
+            stdin=_fds_line(requests_write, replies_read),
+            files={"test.py": test.check, "plain.py": _source(Path(plain.__file__))},
+            limits=judge_limits,
+            pass_fds=(requests_write, replies_read),
+        )
+    finally:
+        serving.join()
+    run = outcome["run"]
+    if isinstance(run, BaseException):
+        raise run
+    if judged.timed_out:
+        return "timeout", f"exceeded {limits.wall_time:g}s wall time"
+    verdict = _verdict_line(judged.stdout)
+    if verdict is None:
+        return "runtime_error", f"the check ended without a verdict: {_last_line(judged.stderr) or judged.exit_code}"
+    kind, detail = verdict
+    if kind == "passed":
+        return "passed", ""
+    if kind == "gone":
+        return _failure(run, limits.wall_time, "the code's process ended before answering")
+    if kind == "wrong_answer":
+        return "wrong_answer", excerpt(detail, EXCERPT)
+    return _raised(detail)
+
+
+JUDGE_GRACE = 2.0  # seconds
+
+
+def _verdict_line(stdout: str) -> tuple[str, str] | None:
+    """The check's verdict: its last output line, written by `harness/check.py` (trusted)."""
+    try:
+        verdict = json.loads(stdout.rstrip("\n").rpartition("\n")[2])
+        kind, detail = verdict["outcome"], verdict["detail"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    if kind not in ("passed", "gone", "wrong_answer", "runtime_error") or not isinstance(detail, str):
+        return None
+    return kind, detail
+
+
+def _raised(detail: str) -> tuple[Outcome, str]:
+    """An exception of the code's, as reported by the judge: some are the code hitting a limit."""
+    if any(marker in detail for marker in _RESOURCE_ERRORS):
+        return "resource_limit", excerpt(detail, EXCERPT)
+    return "runtime_error", excerpt(detail, EXCERPT)
+
+
+class _Client(threading.Thread):
+    """This process's end of a call: sends one request, keeps the first reply line (at most
+    `cap` bytes). Never blocks past `finish`, even if a stray fork holds the pipes open."""
+
+    def __init__(self, requests: int, replies: int, request: str, cap: int) -> None:
+        super().__init__(name="rewardkit-call", daemon=True)
+        self.requests: int | None = requests
+        self.replies = replies
+        self.pending = memoryview((request + "\n").encode())
+        self.cap = cap
+        self.reply: bytes | None = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self._exchange()
+        finally:
+            # One call per run: the code's process reads the end of its requests and leaves.
+            assert self.requests is not None
+            os.close(self.requests)
+            self.requests = None
+
+    def _exchange(self) -> None:
+        received = bytearray()
+        assert self.requests is not None
+        os.set_blocking(self.requests, False)
+        os.set_blocking(self.replies, False)
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.requests, selectors.EVENT_WRITE)
+            selector.register(self.replies, selectors.EVENT_READ)
+            while not self.done.is_set():
+                for key, _ in selector.select(0.05):
+                    if key.fd == self.requests:
+                        try:
+                            self.pending = self.pending[os.write(key.fd, self.pending) :]
+                        except BlockingIOError:
+                            continue
+                        except BrokenPipeError:  # the code's process is gone; its run says why
+                            self.pending = self.pending[:0]
+                        if not self.pending:
+                            selector.unregister(key.fd)
+                        continue
+                    try:
+                        chunk = os.read(key.fd, 65536)
+                    except BlockingIOError:
+                        continue
+                    if not chunk:
+                        return
+                    received += chunk
+                    if b"\n" in received:
+                        self.reply = bytes(received.partition(b"\n")[0])
+                        return
+                    if len(received) > self.cap:
+                        self.reply = b"\x00"  # not plain data: reported as such
+                        return
+
+    def finish(self) -> None:
+        """Called once the run is over."""
+        self.done.set()
+        self.join()
+        for fd in (self.requests, self.replies):
+            if fd is not None:
+                os.close(fd)
 
 
 def run_tests(code: str, tests: list[TestCase], params: CodeParams) -> list[TestResult]:
@@ -430,4 +608,7 @@ def code_reward(
         results = run_tests(code, cases, params)
     except SandboxUnavailable as exc:
         return EvaluateResult.invalid(str(exc))
+    except Exception as exc:  # a bug of ours, not the response's doing: say so, never crash a training step
+        logger.exception("code reward failed")
+        return EvaluateResult.invalid(f"code reward failed: {type(exc).__name__}: {exc}")
     return _verdict(results, params.mode)

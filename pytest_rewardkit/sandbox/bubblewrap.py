@@ -31,7 +31,6 @@ from pytest_rewardkit.sandbox.models import INSTALL_HINT, Limits, RunResult, San
 BWRAP = "/usr/bin/bwrap"
 SANDBOX_UID = 64_000  # a uid no account uses: its processes can be told apart and hold no files
 Identity = Literal["own", "drop", "namespace-root"]
-_DEFAULT_SIGCHLD = ("/usr/bin/env", "--default-signal=CHLD")  # coreutils >= 8.31
 
 # Runs before the program: limits are set by the sandbox's own first Python process, inside the
 # run's user namespace, so RLIMIT_NPROC counts this run only. A hard limit the caller already has
@@ -117,8 +116,9 @@ def command(limits: Limits, workdir: str, limit_processes: bool) -> list[str]:
     return [executable, "-I", "-S", "-X", "utf8", "-c", _BOOT, *map(str, rlimits), f"{workdir}/__main__.py"]
 
 
-def argv(bwrap: str, uid: int, files: dict[str, int], status_fd: int, limits: Limits) -> list[str]:
-    """The command line of one run; `files` maps names in the working directory to readable fds."""
+def argv(bwrap: str, uid: int, files: dict[str, int], status_fd: int, seccomp_fd: int, limits: Limits) -> list[str]:
+    """The command line of one run; `files` maps names in the working directory to readable fds,
+    `seccomp_fd` holds the compiled system-call filter (see `kernel`)."""
     file_args = [arg for name, fd in files.items() for arg in ("--file", str(fd), f"/tmp/{name}")]
     size = str(limits.disk_mb << 20)
     who = identity(uid)
@@ -136,6 +136,8 @@ def argv(bwrap: str, uid: int, files: dict[str, int], status_fd: int, limits: Li
         "--new-session",
         "--cap-drop",
         "ALL",
+        "--seccomp",
+        str(seccomp_fd),
         *(["--uid", str(uid), "--gid", str(uid)] if who == "namespace-root" else []),
         *_system_binds(),
         "--proc",
@@ -175,10 +177,8 @@ def argv(bwrap: str, uid: int, files: dict[str, int], status_fd: int, limits: Li
         "--",
         *command(limits, "/tmp", limit_processes=True),
     ]
-    # A SIGCHLD ignored by the caller is inherited: bubblewrap would never learn that its child
-    # ended (the run hangs to its wall time) and the program's own `wait`s would fail.
     if who != "drop":
-        return [*_DEFAULT_SIGCHLD, *inner]
+        return inner
     _, prefix = interpreter()
     parents = [str(p) for p in reversed(Path(prefix).parents) if str(p) != "/"]
     outer = [bwrap, "--die-with-parent", "--new-session"]
@@ -186,7 +186,7 @@ def argv(bwrap: str, uid: int, files: dict[str, int], status_fd: int, limits: Li
     for parent in parents:
         outer += ["--perms", "0755", "--dir", parent]
     outer += [*_system_binds(), "--perms", "1777", "--dir", "/tmp", "--dev", "/dev", "--bind", "/proc", "/proc"]
-    return [*_DEFAULT_SIGCHLD, *outer, "--", *setpriv(uid), *inner]
+    return [*outer, "--", *setpriv(uid), *inner]
 
 
 _probe_lock = threading.Lock()

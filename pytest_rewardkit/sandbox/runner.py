@@ -7,13 +7,14 @@ import os
 import shutil
 import signal
 import stat
+import subprocess
 import tempfile
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pytest_rewardkit.sandbox import bubblewrap, models
+from pytest_rewardkit.sandbox import bubblewrap, kernel, models
 from pytest_rewardkit.sandbox.bubblewrap import BWRAP, SANDBOX_UID
 from pytest_rewardkit.sandbox.cgroups import Cgroup
 from pytest_rewardkit.sandbox.models import Limits, RunResult, SandboxMode
@@ -44,6 +45,10 @@ class Sandbox:
                 )
             _warn_weak_once(self.uid)
             return
+        try:
+            kernel.filter_program()
+        except kernel.SeccompUnavailable as exc:
+            raise models.SandboxUnavailable(f"cannot run model code safely: {exc}") from None
         problem = bubblewrap.probe(self.bwrap, self.uid, lambda: self._run("", "", {}, Limits(wall_time=30)))
         if problem:
             raise models.SandboxUnavailable(problem)
@@ -54,19 +59,29 @@ class Sandbox:
         stdin: str = "",
         files: Mapping[str, str] | None = None,
         limits: Limits | None = None,
+        pass_fds: Sequence[int] = (),
     ) -> RunResult:
         """Run `script` as `__main__` in a fresh working directory holding `files` (name -> text).
+        The program inherits `pass_fds` under the same numbers; the run owns them (they are closed
+        here once it has started, or failed to), so their other ends see it end.
 
         Raises `SandboxUnavailable` when code cannot run safely here, and its `SandboxFailed` when
         the sandbox did not start this program: neither is a verdict on the program."""
-        self.check()
-        return self._run(script, stdin, dict(files or {}), limits or Limits())
+        try:
+            for name in files or {}:
+                if "/" in name or name in ("", ".", "..", "__main__.py"):
+                    raise ValueError(f"sandbox file name {name!r} must be a plain file name other than __main__.py")
+            self.check()
+        except BaseException:
+            for fd in pass_fds:
+                os.close(fd)
+            raise
+        return self._run(script, stdin, dict(files or {}), limits or Limits(), tuple(pass_fds))
 
-    def _run(self, script: str, stdin: str, files: dict[str, str], limits: Limits) -> RunResult:
+    def _run(
+        self, script: str, stdin: str, files: dict[str, str], limits: Limits, pass_fds: tuple[int, ...] = ()
+    ) -> RunResult:
         files = {**files, "__main__.py": script}
-        for name in files:
-            if "/" in name or name in ("", ".", ".."):
-                raise ValueError(f"sandbox file name {name!r} must be a plain file name")
         cgroup = Cgroup.create(limits)
         workdir = None
         fds: list[int] = []
@@ -75,22 +90,24 @@ class Sandbox:
             try:
                 if self.mode == "bwrap":
                     fds = _memfds(files)
-                    argv = bubblewrap.argv(
-                        self.bwrap, self.uid, dict(zip(files, fds, strict=True)), status_write, limits
-                    )
+                    named = dict(zip(files, fds, strict=True))
+                    fds.append(kernel.filter_fd())
+                    argv = bubblewrap.argv(self.bwrap, self.uid, named, status_write, fds[-1], limits)
                     cwd, env = "/", {"PATH": "/usr/bin:/bin"}
                 else:
                     workdir = tempfile.mkdtemp(prefix="rewardkit-run-")
                     argv, cwd, env = self._process_argv(workdir, files, limits)
-                if cgroup is not None:
-                    # Join the cgroup before exec, so that every later fork is born inside it.
-                    join = 'for f; do [ "$f" = -- ] && break; echo $$ > "$f"; shift; done; shift; exec "$@"'
-                    argv = ["/bin/sh", "-c", join, "sh", *cgroup.procs_files, "--", *argv]
+                pre_exec = kernel.pre_exec(cgroup.procs_files if cgroup is not None else [])
             except BaseException:
-                os.close(status_write)
+                for fd in (status_write, *pass_fds):
+                    os.close(fd)
                 raise
-            popen = {"cwd": cwd, "env": env, "pass_fds": (*fds, status_write)}
-            result, status = supervise(argv, popen, stdin.encode(), limits, cgroup, status_read, status_write)
+            hand_over = (status_write, *pass_fds)
+            popen = {"cwd": cwd, "env": env, "pass_fds": (*fds, *hand_over), "preexec_fn": pre_exec}
+            try:
+                result, status = supervise(argv, popen, stdin.encode(), limits, cgroup, status_read, hand_over)
+            except subprocess.SubprocessError as exc:  # pre_exec failed: nothing of the run started
+                raise models.SandboxFailed(f"the sandbox failed before starting the program ({exc})") from exc
         finally:
             for fd in (*fds, status_read):
                 os.close(fd)

@@ -14,6 +14,7 @@ import selectors
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from pytest_rewardkit.sandbox.cgroups import Cgroup
@@ -35,10 +36,10 @@ def supervise(
     limits: Limits,
     cgroup: Cgroup | None,
     status_read: int,
-    status_write: int,
+    hand_over: Sequence[int],
 ) -> tuple[RunResult, Status]:
-    """Run `argv` to its end or its wall time. Closes `status_write` once the run has started."""
-    start = time.monotonic()
+    """Run `argv` to its end or its wall time. Closes the fds in `hand_over` (the write end of the
+    status pipe, the program's own) once the run has started: only the run holds them then."""
     try:
         proc = subprocess.Popen(
             argv,
@@ -49,7 +50,11 @@ def supervise(
             **popen,
         )
     finally:
-        os.close(status_write)
+        for fd in hand_over:
+            os.close(fd)
+    # The clock starts once the first stage runs: a pre-exec waiting for the kernel (see
+    # `kernel`) is not the program's time.
+    start = time.monotonic()
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     streams = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
     truncated = dict.fromkeys(streams, False)
@@ -176,7 +181,12 @@ def _kill_tree(proc: subprocess.Popen[bytes], cgroup: Cgroup | None) -> None:
 
 def _wait_gone(pid: int | None, cgroup: Cgroup | None, timeout: float = 5.0) -> None:
     """Wait until the sandbox's pid 1 has exited: its pid namespace (and so every process of the
-    run, daemons included) is torn down before it is reported gone."""
+    run, daemons included) is torn down before it is reported gone.
+
+    Bubblewrap's monitor leaves without waiting for it, so it ends an orphan, and an orphan goes to
+    the nearest subreaper or to the pid namespace's init: this process, when it is a container's pid
+    1. It is reaped here then (through its pidfd, so never another process that reused its pid):
+    left a zombie, it would hold its pid and its keyring, and runs would stop at the user's quota."""
     if pid is None:
         return
     try:
@@ -188,5 +198,7 @@ def _wait_gone(pid: int | None, cgroup: Cgroup | None, timeout: float = 5.0) -> 
             selector.register(pidfd, selectors.EVENT_READ)
             if not selector.select(timeout) and cgroup is not None:
                 cgroup.kill()
+        with contextlib.suppress(ChildProcessError):
+            os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
     finally:
         os.close(pidfd)
