@@ -572,3 +572,24 @@ def test_reward_timeout_is_checked_with_the_suite(quiet_pytester: pytest.Pyteste
     result = quiet_pytester.runpytest("--rk-output", "")
     assert result.ret == INTERRUPTED
     result.stdout.fnmatch_lines(["*reward.timeout: Input should be greater than 0*"])
+
+
+# --- item 16: every runtime dependency is used by the runtime -----------------------------------
+
+IMPORT_NAMES = {"pyyaml": "yaml", "math-verify": "math_verify"}
+
+
+def test_every_runtime_dependency_is_imported_by_the_package() -> None:
+    import re
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    dependencies = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (root / "pytest_rewardkit").rglob("*.py"))
+    unused = []
+    for requirement in dependencies:
+        name = re.split(r"[\[<>=!~ ;]", requirement, maxsplit=1)[0].lower()
+        module = IMPORT_NAMES.get(name, name.replace("-", "_"))
+        if not re.search(rf"^\s*(import|from) {module}\b", source, re.M):
+            unused.append(name)
+    assert unused == [], f"runtime dependencies the package never imports (move them to the extra that does): {unused}"
