@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from pathlib import Path
 from typing import Any, Literal
@@ -158,8 +159,17 @@ class _OptionChecks(_Strict):
     @field_validator("output", check_fields=False)
     @classmethod
     def _output_dir(cls, value: Path | None) -> Path | None:
-        if value is not None and value.exists() and not value.is_dir():
+        if value is None:
+            return value
+        if value.exists() and not value.is_dir():
             raise ValueError(f"{value} is a file; name a directory for results.jsonl and summary.json")
+        # Checked now, not when the first row finishes: the nearest folder that exists must be one
+        # this process may create files in.
+        existing = next(p for p in (value, *value.parents) if p.exists())
+        if not existing.is_dir():
+            raise ValueError(f"cannot create {value}: {existing} is a file")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ValueError(f"cannot create {value}: {existing} is not writable")
         return value
 
     @field_validator("html", check_fields=False)

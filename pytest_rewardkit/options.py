@@ -57,6 +57,13 @@ def _from_invocation_dir(value: str, config: pytest.Config) -> str | None:
     return str(config.invocation_params.dir / value) if value else None
 
 
+def _output_dir(value: str, config: pytest.Config) -> str | None:
+    # The default lives under the rootdir; a directory given resolves like --junitxml's file.
+    if value == DEFAULT_OUTPUT:
+        return str(config.rootpath / value)
+    return _from_invocation_dir(value, config)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Options:
     """The `--rk-*` options, validated once at start-up (`config.parse_options`)."""
@@ -88,7 +95,7 @@ class Options:
         "--rk-output",
         "directory for results.jsonl and summary.json (default: %(default)s; '' disables)",
         cli_default=DEFAULT_OUTPUT,
-        normalize=lambda value, config: value or None,
+        normalize=_output_dir,
     )
     html: Path | None = option(
         "--rk-html", "write a self-contained HTML report of the run to this file", normalize=_from_invocation_dir

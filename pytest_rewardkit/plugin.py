@@ -50,11 +50,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if explicit:
         options(config)  # an explicit --rk-* value is checked now: a bad one is a usage error at start-up
     if not hasattr(config, "workerinput"):
-        output = raw["output"]
-        target = Path(output) if output else None
-        if target is not None and not target.is_absolute():
-            target = config.rootpath / target
-        config.pluginmanager.register(RunRecorder(config, target), "rewardkit-recorder")
+        output = raw["output"]  # absolute (see the option's normalizer)
+        config.pluginmanager.register(RunRecorder(config, Path(output) if output else None), "rewardkit-recorder")
         if raw["record_mode"] != "none" and config.option.verbose >= 0:
             from pytest_rewardkit.progress import ProgressReporter
 

@@ -593,3 +593,23 @@ def test_every_runtime_dependency_is_imported_by_the_package() -> None:
         if not re.search(rf"^\s*(import|from) {module}\b", source, re.M):
             unused.append(name)
     assert unused == [], f"runtime dependencies the package never imports (move them to the extra that does): {unused}"
+
+
+# --- item 11: --rk-output -----------------------------------------------------------------------
+
+
+def test_an_unwritable_output_is_a_usage_error_at_start_up(pytester: pytest.Pytester, low_suite: None) -> None:
+    (pytester.path / "taken.txt").write_text("x", encoding="utf-8")
+    result = pytester.runpytest("--rk-output", "taken.txt/out")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--rk-output: cannot create" in result.stderr.str() and "taken.txt is a file" in result.stderr.str()
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+def test_output_resolves_against_the_invocation_directory(pytester: pytest.Pytester, low_suite: None) -> None:
+    sub = pytester.mkdir("sub")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(sub)
+        pytester.runpytest(str(pytester.path / "suite"), f"--rootdir={pytester.path}", "--rk-output", "out")
+    assert (sub / "out" / "results.jsonl").is_file()
+    assert not (pytester.path / "out").exists()
