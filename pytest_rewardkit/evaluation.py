@@ -68,9 +68,14 @@ class RowOutcome(BaseModel):
     group: dict[str, str] = {}
 
     def without_texts(self) -> RowOutcome:
-        """The figures without the conversation (prompt and responses): what the summary needs of
-        a row already written to results.jsonl, at a fraction of the memory."""
-        variants = [v.model_copy(update={"response": None}) for v in self.variants]
+        """What the summary needs of a row already written to results.jsonl (verdicts, errors,
+        cost), without its conversation and the reward's reasons: a fraction of the memory."""
+        variants = [
+            VariantResult.model_construct(
+                index=v.index, response=None, result=None, error=v.error, passed=v.passed, stats=v.stats
+            )
+            for v in self.variants
+        ]
         return self.model_copy(update={"prompt": [], "variants": variants})
 
     def verdict_message(self) -> str:

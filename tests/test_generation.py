@@ -980,3 +980,19 @@ def test_rows_failing_differently_or_with_successes_between_do_not_stop_the_run(
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert "rows in a row failed" not in result.stdout.str()
     assert len(server.requests) == 12
+
+
+def test_replay_never_imports_the_http_stack(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
+) -> None:
+    suite()
+    _server, base_url = serve()
+    rk(pytester, base_url, "new_episodes")
+    pytester.makeconftest(
+        "import sys\n\ndef pytest_sessionfinish(session):\n    print('aiohttp imported:', 'aiohttp' in sys.modules)\n"
+    )
+    result = pytester.runpytest_subprocess(
+        "suite", "--rk-model", "fake", "--rk-n", "2", "--rk-cassette-dir", "cassettes"
+    )
+    result.assert_outcomes(failed=ROWS)
+    result.stdout.fnmatch_lines(["*aiohttp imported: False*"])
