@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 COMMANDS = (
     "pytest_rewardkit.evaluators.cli",  # evaluator package / preview / create / get / delete
+    "pytest_rewardkit.server",  # serve
 )
 
 
