@@ -38,6 +38,7 @@ from pydantic import ValidationError
 
 from pytest_rewardkit.config import ConfigError, Options
 from pytest_rewardkit.reward import to_messages
+from pytest_rewardkit.rewards import UnknownReward, resolve_reward
 from pytest_rewardkit.suite import load_suite
 
 TOKEN_ENV = "REWARDKIT_SERVER_TOKEN"
@@ -69,8 +70,6 @@ def _worker_init(config_path: str) -> None:
     # The parent's signal handlers are not this process's business: Ctrl-C goes to the parent.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     settings, entries = load_suite(Path(config_path), Options(limit=1))
-    from pytest_rewardkit.rewards import resolve_reward
-
     reward = resolve_reward(settings.reward.name, settings.config_path.parent)
     _worker_state["reward"] = reward
     _worker_state["params"] = dict(settings.reward.params)
@@ -103,6 +102,7 @@ class Scorer:
         self.config_path = config_path
         self.limits = limits
         self._pool = self._new_pool()
+        self._ready: asyncio.Future[Any] | None = None
         self._slots = asyncio.Semaphore(limits.concurrency)
 
     def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
@@ -114,14 +114,24 @@ class Scorer:
             initargs=(str(self.config_path),),
         )
 
-    async def warm_up(self) -> None:
-        """Start every worker and load the reward, so the first requests do not pay for it
-        and a broken reward stops the server at start-up rather than per request."""
+    def _warm(self) -> asyncio.Future[Any]:
+        """Start every worker of the current pool and load the reward in it."""
         loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self._pool, os.getpid) for _ in range(self.limits.concurrency)))
+        self._ready = asyncio.gather(
+            *(loop.run_in_executor(self._pool, os.getpid) for _ in range(self.limits.concurrency))
+        )
+        return self._ready
+
+    async def warm_up(self) -> None:
+        """Before serving: a broken reward stops the server at start-up rather than per request."""
+        await self._warm()
 
     async def score(self, sample: dict[str, Any]) -> dict[str, Any]:
         async with self._slots:
+            if self._ready is not None:
+                # A pool being rebuilt after an overrun: its start-up is not the sample's time.
+                with contextlib.suppress(concurrent.futures.process.BrokenProcessPool):
+                    await asyncio.shield(self._ready)
             pool = self._pool
             future = asyncio.get_running_loop().run_in_executor(pool, _worker_score, sample)
             try:
@@ -138,6 +148,7 @@ class Scorer:
         if pool is not self._pool:
             return
         self._pool = self._new_pool()
+        self._warm()
         for process in list(getattr(pool, "_processes", {}).values()):
             process.kill()
         pool.shutdown(wait=False, cancel_futures=True)
@@ -173,6 +184,10 @@ class RewardServer:
     def __post_init__(self) -> None:
         settings, entries = load_suite(self.suite)
         self.config_path = settings.config_path
+        try:  # here, where the error can be shown, rather than as a broken worker pool
+            resolve_reward(settings.reward.name, settings.config_path.parent)
+        except UnknownReward as exc:
+            raise ServerConfigError(f"{settings.config_path}: {exc}") from exc
         row_fields = {key for entry in entries if entry.row is not None for key in entry.row.extra}
         self._allowed = frozenset(SAMPLE_FIELDS | (row_fields - set(settings.reward.params)))
         self._info = {"suite": settings.suite, "reward": settings.reward.name}

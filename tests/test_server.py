@@ -129,7 +129,7 @@ def test_a_sample_over_the_time_limit_is_an_error_and_the_server_recovers(tmp_pa
             status, answer = await post(session, url, {"messages": messages, "ground_truth": "30"})
             assert status == 200 and answer == {"success": False, "error": "no score within the 1s limit"}
             status, answer = await post(session, url, {"messages": messages, "ground_truth": "0"})
-            assert status == 200 and answer["success"] is True
+            assert status == 200 and answer["success"] is True, answer
             # One worker, four queued at most: the fifth concurrent sample is turned away.
             answers = await asyncio.gather(
                 *(post(session, url, {"messages": messages, "ground_truth": "0.3"}) for _ in range(6))
@@ -159,13 +159,18 @@ def test_insecure_local_is_allowed_on_loopback(host: str) -> None:
     check_exposure(host, None, True, "REWARDKIT_SERVER_TOKEN")
 
 
-def test_serve_without_a_token_exits_2_before_binding(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_serve_without_a_token_or_with_a_broken_reward_exits_2_before_binding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("REWARDKIT_SERVER_TOKEN", raising=False)
     assert main(["serve", str(ROOT / "examples" / "math"), "--host", "0.0.0.0", "--port", "0"]) == 2
     assert "no bearer token" in capsys.readouterr().err
     assert main(["serve", str(ROOT / "examples" / "math"), "--concurrency", "0"]) == 2
+    (tmp_path / "rewardkit.yaml").write_text("reward: no_such_module:fn\n", encoding="utf-8")
+    (tmp_path / "dataset.jsonl").write_text("", encoding="utf-8")
+    monkeypatch.setenv("REWARDKIT_SERVER_TOKEN", TOKEN)
+    assert main(["serve", str(tmp_path), "--port", "0"]) == 2
+    assert "cannot import reward 'no_such_module:fn'" in capsys.readouterr().err
 
 
 def test_dockerfile_pins_the_package_and_takes_the_token_from_the_environment(
