@@ -395,16 +395,18 @@ def test_the_fake_server_rejects_payloads_that_break_the_spec(server: tuple[Fake
 
 # -- the committed cassettes ----------------------------------------------------------------------
 
-# Preview sends a row's stored response; a multi-turn suite (`environment:`) has rollouts that only a
-# run with a model produces, so it is not among these.
-EXAMPLES = sorted(
-    p.name
-    for p in (Path(__file__).parent.parent / "examples").iterdir()
-    if (p / "rewardkit.yaml").exists() and "\nenvironment:" not in (p / "rewardkit.yaml").read_text()
-)
+EXAMPLES = sorted(p.parent.name for p in (Path(__file__).parent.parent / "examples").glob("*/rewardkit.yaml"))
+ROLLOUT_EXAMPLES = ["multi_turn"]  # scored in an environment: not packageable (see the next test)
 
 
-@pytest.mark.parametrize("example", EXAMPLES)
+def test_a_suite_with_an_environment_is_refused_with_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    root = Path(__file__).parent.parent
+    for example in ROLLOUT_EXAMPLES:
+        assert cli("evaluator", "preview", root / "examples" / example) == 2
+        assert "cannot be packaged as a Fireworks evaluator" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("example", [e for e in EXAMPLES if e not in ROLLOUT_EXAMPLES])
 def test_every_example_previews_100_percent_in_replay(
     example: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

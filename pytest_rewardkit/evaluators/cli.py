@@ -147,10 +147,12 @@ def run_package(args: argparse.Namespace) -> int:
 def run_preview(args: argparse.Namespace) -> int:
     from pytest_rewardkit.auth import AuthError
     from pytest_rewardkit.config import ConfigError
+    from pytest_rewardkit.evaluators.packaging import package_settings
     from pytest_rewardkit.evaluators.preview import PreviewSettings, preview
 
     try:
         settings, entries = _load(args.suite, args.limit)
+        package = package_settings(settings)
         creds, account = _credentials(args, required=args.record_mode != "none")
     except (ConfigError, AuthError) as exc:
         return _fail(str(exc), USAGE)
@@ -166,6 +168,7 @@ def run_preview(args: argparse.Namespace) -> int:
             account_id=account,
         ),
         creds,
+        package,
     )
     for verdict in report.verdicts:
         if args.verbose or verdict.status != "agree":

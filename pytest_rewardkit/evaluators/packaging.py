@@ -116,6 +116,13 @@ def package_settings(settings: Settings) -> EvaluatorPackage:
     """The evaluator for a suite's reward and its YAML params."""
     suite_dir = settings.config_path.parent
     name = settings.reward.name
+    if settings.environment is not None:
+        # Its reward re-runs the conversation in the suite's environment, which main.py's
+        # evaluate(messages, ...) is not given: a preview would compare something else.
+        raise PackagingError(
+            f"{settings.config_path}: a suite with an environment (multi-turn rollouts) cannot be packaged as a "
+            "Fireworks evaluator: its reward needs the environment and the rollout, not only the messages"
+        )
     try:
         resolve_reward(name, suite_dir)  # fail here, with the plugin's message, not on the remote side
     except UnknownReward as exc:

@@ -21,7 +21,7 @@ from pytest_rewardkit.dataset import DatasetEntry
 from pytest_rewardkit.evaluation import Case, evaluate_case
 from pytest_rewardkit.evaluators.api import EvaluatorAPIError, EvaluatorClient, Tape
 from pytest_rewardkit.evaluators.packaging import EvaluatorPackage, package_settings
-from pytest_rewardkit.models import Trajectory
+from pytest_rewardkit.models import Message
 from pytest_rewardkit.recording import CassetteError, cassette_path
 
 PREVIEW_ALIAS = "fireworks-preview"  # the cassette folder beside the suite's model folders
@@ -88,12 +88,10 @@ class PreviewSettings:
 def sample_for(case: Case) -> dict[str, Any]:
     """What Fireworks passes to `evaluate`: the messages as scored locally (system prompt, prompt,
     the row's response), ground_truth, and the row's other fields as keyword arguments."""
-    messages = [*case.prompt()]
-    for response in case.responses():
-        # A rollout is its whole conversation, which starts with the prompt.
-        messages = list(response.messages) if isinstance(response, Trajectory) else [*messages, response]
+    # Suites with an environment (whose responses are rollouts) are refused by packaging.
+    responses = [r for r in case.responses() if isinstance(r, Message)]
     return {
-        "messages": [m.to_api() for m in messages],
+        "messages": [m.to_api() for m in [*case.prompt(), *responses]],
         "ground_truth": case.row.ground_truth,
         **case.row.extra,
     }
@@ -173,9 +171,11 @@ def preview(
     entries: Sequence[DatasetEntry],
     preview_settings: PreviewSettings,
     credentials: Credentials | None,
+    package: EvaluatorPackage | None = None,
 ) -> PreviewReport:
-    """Score every row locally and remotely and compare; never raises for a row or a call."""
-    package = package_settings(settings)
+    """Score every row locally and remotely and compare; never raises for a row or a call
+    (a suite that cannot be packaged raises PackagingError before anything is sent)."""
+    package = package or package_settings(settings)
     scored = local_verdicts(settings, entries)
     sendable = [(verdict, case) for verdict, case in scored if case is not None]
     size = preview_settings.batch_size
