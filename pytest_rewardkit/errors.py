@@ -3,11 +3,14 @@
     RewardkitError
     ├── ConfigError        a setting, option, suite file or import path the user must fix
     │   ├── AuthError          no usable API key (pytest_rewardkit.auth)
-    │   └── EnvironmentSetupError  a suite's environment class or tools (pytest_rewardkit.environment)
+    │   ├── EnvironmentSetupError  a suite's environment class or tools (pytest_rewardkit.environment)
+    │   ├── PackagingError     a suite's reward cannot become a Fireworks evaluator (evaluators.packaging)
+    │   └── ServerConfigError  the reward server refuses to start (pytest_rewardkit.server)
     ├── DatasetError       a dataset file that cannot be read as a whole (one bad line is a row problem)
     ├── RewardError        a reward that cannot be used
     │   └── UnknownReward      neither a built-in nor an importable reward function
     ├── GenerationError    a model call failed (subclasses in pytest_rewardkit.generation)
+    ├── EvaluatorAPIError  a Fireworks evaluator call failed (subclasses in pytest_rewardkit.evaluators.api)
     ├── CassetteError      a cassette cannot be read or written (pytest_rewardkit.recording.SecretLeak)
     ├── SandboxError       the code sandbox cannot run (pytest_rewardkit.sandbox)
     ├── RowError           one row could not be scored: an error item, never a reward of 0

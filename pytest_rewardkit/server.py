@@ -37,8 +37,9 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from pytest_rewardkit.config import ConfigError, Options
+from pytest_rewardkit.errors import RewardError
+from pytest_rewardkit.resolver import resolver_for
 from pytest_rewardkit.reward import to_messages
-from pytest_rewardkit.rewards import UnknownReward, resolve_reward
 from pytest_rewardkit.suite import load_suite
 
 TOKEN_ENV = "REWARDKIT_SERVER_TOKEN"
@@ -48,7 +49,7 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 SAMPLE_FIELDS = frozenset({"messages", "ground_truth", "tools"})
 
 
-class ServerConfigError(Exception):
+class ServerConfigError(ConfigError):
     """The server refuses to start; the message says why and what to do."""
 
 
@@ -70,15 +71,15 @@ def _worker_init(config_path: str) -> None:
     # The parent's signal handlers are not this process's business: Ctrl-C goes to the parent.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     settings, entries = load_suite(Path(config_path), Options(limit=1))
-    reward = resolve_reward(settings.reward.name, settings.config_path.parent)
-    _worker_state["reward"] = reward
-    _worker_state["params"] = dict(settings.reward.params)
+    bound = resolver_for(settings.config_path.parent).bind(settings.reward.name, settings.reward.params)
+    reward = _worker_state["reward"] = bound.reward
+    _worker_state["params"] = bound.params
     # Rewards import their graders lazily (math-verify takes a second): score the suite's first
     # row once here, so that no client request pays for it. Its result does not matter.
     row = entries[0].row if entries else None
     if row is not None:
         with contextlib.suppress(Exception):
-            reward(row.messages, ground_truth=row.ground_truth, **{**row.extra, **settings.reward.params})
+            reward(row.messages, ground_truth=row.ground_truth, **{**row.extra, **bound.params})
 
 
 def _worker_score(sample: dict[str, Any]) -> dict[str, Any]:
@@ -185,8 +186,8 @@ class RewardServer:
         settings, entries = load_suite(self.suite)
         self.config_path = settings.config_path
         try:  # here, where the error can be shown, rather than as a broken worker pool
-            resolve_reward(settings.reward.name, settings.config_path.parent)
-        except UnknownReward as exc:
+            resolver_for(settings.config_path.parent).bind(settings.reward.name, settings.reward.params)
+        except RewardError as exc:
             raise ServerConfigError(f"{settings.config_path}: {exc}") from exc
         row_fields = {key for entry in entries if entry.row is not None for key in entry.row.extra}
         self._allowed = frozenset(SAMPLE_FIELDS | (row_fields - set(settings.reward.params)))
@@ -399,7 +400,7 @@ def run(args: argparse.Namespace) -> int:
             args.max_body_bytes, args.max_samples, args.concurrency, args.sample_timeout, args.max_queued
         )
         server = RewardServer(args.suite, token, limits, host=args.host, port=args.port)
-    except (ServerConfigError, ConfigError) as exc:
+    except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     asyncio.run(_serve(server))

@@ -21,6 +21,7 @@ import yaml
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from pytest_rewardkit.auth import Credentials
+from pytest_rewardkit.errors import RewardkitError
 from pytest_rewardkit.recording import CassetteError, Interaction, RowCassette, match_key
 
 FIREWORKS_API_BASE = "https://api.fireworks.ai"
@@ -32,7 +33,7 @@ _ACCOUNT = re.compile(r"/accounts/[^/:]+")
 EVALUATOR_ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 
 
-class EvaluatorAPIError(Exception):
+class EvaluatorAPIError(RewardkitError):
     """A call to the evaluator API failed; `status` is the HTTP status (None: no answer)."""
 
     def __init__(self, message: str, status: int | None = None) -> None:

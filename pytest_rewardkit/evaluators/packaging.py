@@ -16,7 +16,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from pytest_rewardkit.config import ConfigError, Settings
-from pytest_rewardkit.rewards import BUILTINS, UnknownReward, resolve_reward
+from pytest_rewardkit.errors import RewardError
+from pytest_rewardkit.resolver import resolver_for
+from pytest_rewardkit.rewards import BUILTINS
 
 DISTRIBUTION = "pytest-rewardkit"
 LANGUAGE = "python"
@@ -36,18 +38,18 @@ Do not edit: regenerate with `python -m pytest_rewardkit evaluator package <suit
 import json
 from pathlib import Path
 
-from pytest_rewardkit.rewards import resolve_reward
+from pytest_rewardkit.resolver import resolver_for
 
 REWARD = {reward!r}
 PARAMS = json.loads({params!r})
 
-_reward = resolve_reward(REWARD, Path(__file__).resolve().parent)
+_bound = resolver_for(Path(__file__).resolve().parent).bind(REWARD, PARAMS)
 
 
 def evaluate(messages, ground_truth=None, tools=None, **kwargs):
     if tools is not None:
         kwargs["tools"] = tools
-    result = _reward(messages, ground_truth=ground_truth, **{{**PARAMS, **kwargs}})
+    result = _bound.reward(messages, ground_truth=ground_truth, **{{**_bound.params, **kwargs}})
     if result.is_error:
         raise RuntimeError(f"reward {{REWARD}} could not score this sample: {{result.error or result.reason}}")
     return result.model_dump(mode="json")
@@ -123,9 +125,9 @@ def package_settings(settings: Settings) -> EvaluatorPackage:
             f"{settings.config_path}: a suite with an environment (multi-turn rollouts) cannot be packaged as a "
             "Fireworks evaluator: its reward needs the environment and the rollout, not only the messages"
         )
-    try:
-        resolve_reward(name, suite_dir)  # fail here, with the plugin's message, not on the remote side
-    except UnknownReward as exc:
+    try:  # fail here, with the plugin's message, not on the remote side
+        resolver_for(suite_dir).bind(name, settings.reward.params)
+    except RewardError as exc:
         raise PackagingError(f"{settings.config_path}: {exc}") from exc
     try:
         params = json.dumps(settings.reward.params, sort_keys=True, ensure_ascii=False)
