@@ -27,7 +27,6 @@ import multiprocessing
 import os
 import signal
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from pydantic import ValidationError
 
 from pytest_rewardkit.config import ConfigError, Options
 from pytest_rewardkit.errors import RewardError
+from pytest_rewardkit.loop_thread import LoopThread
 from pytest_rewardkit.resolver import resolver_for
 from pytest_rewardkit.reward import to_messages
 from pytest_rewardkit.suite import load_suite
@@ -216,16 +216,14 @@ class RewardServer:
     @contextlib.contextmanager
     def running(self) -> Iterator[str]:
         """Serve from a thread (tests, benchmarks); yields the base URL."""
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="RewardServer", daemon=True)
-        thread.start()
+        loop = LoopThread("RewardServer")
         try:
-            yield asyncio.run_coroutine_threadsafe(self.start(), loop).result(timeout=120)
+            yield loop.run(self.start(), timeout=120)
         finally:
-            asyncio.run_coroutine_threadsafe(self.stop(), loop).result(timeout=60)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join()
-            loop.close()
+            try:
+                loop.run(self.stop(), timeout=60)
+            finally:
+                loop.stop()
 
     # -- handlers ---------------------------------------------------------------------------------
 

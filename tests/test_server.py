@@ -167,7 +167,7 @@ def test_serve_without_a_token_or_with_a_broken_reward_exits_2_before_binding(
     assert "no bearer token" in capsys.readouterr().err
     assert main(["serve", str(ROOT / "examples" / "math"), "--concurrency", "0"]) == 2
     (tmp_path / "rewardkit.yaml").write_text("reward: no_such_module:fn\n", encoding="utf-8")
-    (tmp_path / "dataset.jsonl").write_text("", encoding="utf-8")
+    (tmp_path / "dataset.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "q"}]}) + "\n")
     monkeypatch.setenv("REWARDKIT_SERVER_TOKEN", TOKEN)
     assert main(["serve", str(tmp_path), "--port", "0"]) == 2
     assert "cannot import reward 'no_such_module:fn'" in capsys.readouterr().err
