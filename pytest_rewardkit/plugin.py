@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import importlib.util
 import sys
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from pytest_rewardkit.options import add_options, read_options
 from pytest_rewardkit.state import (
     CONFIG_NAMES,
     DESELECTED_KEY,
+    FROZEN_KEY,
     GENERATOR_KEY,
     OUTCOME_KEY,
     PROGRESS_PLUGIN,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from pytest_rewardkit.collection import BoundCase
     from pytest_rewardkit.evaluation import RowOutcome
     from pytest_rewardkit.report import GateVerdict, ResultsWriter, ScoredTwice, Selection, SuiteSummary
+    from pytest_rewardkit.testing import FakeChatServer
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -159,6 +161,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     # Only in runs that hold suites, so that other test suites keep pytest's usual behaviour.
     if any(isinstance(item, collection.RowItem) for item in session.items):
         gc.freeze()
+        session.config.stash[FROZEN_KEY] = True
     if session.config.stash[RAW_OPTIONS_KEY]["record_mode"] != "none":
         from pytest_rewardkit.progress import count_rows
 
@@ -169,6 +172,26 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     generator = session.config.stash.get(GENERATOR_KEY, None)
     if generator is not None:
         generator.close()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # The frozen objects go back to the collector: a pytest run inside this process (pytester,
+    # an IDE, a notebook) must not leave them immortal for whatever runs next.
+    if config.stash.get(FROZEN_KEY, False):
+        gc.unfreeze()
+
+
+@pytest.fixture
+def rk_fake_server() -> Iterator[FakeChatServer]:
+    """A `pytest_rewardkit.testing.FakeChatServer` serving on 127.0.0.1 for this test (echoes by
+    default): point `--rk-base-url`-style settings at `.base_url`; `.script()` queues faults,
+    `.requests` holds what it received, `.table` may be set before the first request."""
+    from pytest_rewardkit.testing import FakeChatServer
+
+    server = FakeChatServer()
+    with server.running():
+        yield server
 
 
 @pytest.fixture

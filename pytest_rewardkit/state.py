@@ -22,6 +22,7 @@ PROGRESS_PROPERTY = "rewardkit-progress"  # the user_properties name carrying a 
 RAW_OPTIONS_KEY = pytest.StashKey[dict[str, Any]]()
 OPTIONS_KEY: pytest.StashKey[Options] = pytest.StashKey()
 GENERATOR_KEY: pytest.StashKey[Generator] = pytest.StashKey()
+FROZEN_KEY = pytest.StashKey[bool]()  # gc.freeze() was called for this run: unfreeze at its end
 OUTCOME_KEY: pytest.StashKey[RowOutcome] = pytest.StashKey()  # on an item, once it is scored
 # The gate's completeness check: row ids deselected per (suite, dataset, model), and what each
 # should score (an xdist worker sends the latter in its workeroutput under SELECTIONS_OUTPUT).

@@ -397,3 +397,37 @@ def test_the_look_ahead_is_the_next_rows_in_order_and_under_xdist_only_pytests_n
     monkeypatch.setattr(items[0].config, "workerinput", {"workerid": "gw0"}, raising=False)
     assert upcoming_items(items[0], items[3], window=8) == [items[0], items[3]]
     assert upcoming_items(items[3], None, window=8) == [items[3]]
+
+
+def test_a_run_in_this_process_leaves_no_objects_frozen(
+    pytester: pytest.Pytester, mixed_suite: list[dict[str, Any]]
+) -> None:
+    import gc
+
+    before = gc.get_freeze_count()
+    pytester.runpytest("--rk-output", "").assert_outcomes(passed=3, failed=1)
+    assert gc.get_freeze_count() == before
+
+
+def test_the_fake_server_fixture_serves_on_localhost_for_one_test(quiet_pytester: pytest.Pytester) -> None:
+    quiet_pytester.makepyfile(
+        """
+        import json
+        import urllib.request
+
+
+        def test_echo(rk_fake_server):
+            assert rk_fake_server.base_url.startswith("http://127.0.0.1:")
+            body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+            request = urllib.request.Request(
+                rk_fake_server.base_url + "/chat/completions",
+                data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                answer = json.load(response)
+            assert answer["choices"][0]["message"]["content"] == "echo: hi"
+            assert len(rk_fake_server.requests) == 1
+        """
+    )
+    quiet_pytester.runpytest().assert_outcomes(passed=1)
