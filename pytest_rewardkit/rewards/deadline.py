@@ -30,7 +30,10 @@ T = TypeVar("T")
 
 # A fresh interpreter importing sympy takes about a second, many more on a loaded machine.
 _START_SECONDS = 120.0
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+# A source checkout the caller imports from goes on the worker's path; an installed package is on
+# it already, and putting site-packages ahead of the standard library could shadow it.
+_EXTRA_PATH = [] if _PACKAGE_ROOT.name in ("site-packages", "dist-packages") else [str(_PACKAGE_ROOT)]
 
 
 class DeadlineExceeded(BaseException):
@@ -93,7 +96,7 @@ def _start_worker() -> _Worker:
     lifeline_r, lifeline_w = os.pipe()
     theirs = (requests_r, replies_w, lifeline_r)
     log = tempfile.TemporaryFile()  # noqa: SIM115 -- the worker's stderr, kept open as long as it runs
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [*_EXTRA_PATH, os.environ.get("PYTHONPATH")]))}
     try:
         process = subprocess.Popen(
             # -P: the working directory is not put first on the worker's import path.
