@@ -15,6 +15,7 @@ from collections.abc import Sequence
 COMMANDS = (
     "pytest_rewardkit.evaluators.cli",  # evaluator package / preview / create / get / delete
     "pytest_rewardkit.server",  # serve
+    "pytest_rewardkit.merge",  # merge the results folders of a sharded run
 )
 
 

@@ -19,6 +19,7 @@ from pytest_rewardkit.errors import ConfigError, RewardkitError, RowError, Sessi
 from pytest_rewardkit.evaluation import Case, RewardFailure, RowOutcome, evaluate_case, suite_key, unscored_outcome
 from pytest_rewardkit.resolver import resolver_for
 from pytest_rewardkit.reward import RewardFunction
+from pytest_rewardkit.shards import select_shard
 from pytest_rewardkit.state import GENERATOR_KEY, OUTCOME_KEY, PROGRESS_PLUGIN, options
 
 if TYPE_CHECKING:
@@ -27,10 +28,12 @@ if TYPE_CHECKING:
 
 
 def load_suite(config: pytest.Config, config_path: Path) -> tuple[Settings, list[DatasetEntry]]:
-    settings, entries = suite.load_suite(config_path, options(config), config.rootpath)
+    """The suite's settings and the rows this run holds (its --rk-shard share, if any)."""
+    opts = options(config)
+    settings, entries = suite.load_suite(config_path, opts, config.rootpath)
     claim_suite(config, settings)
     check_reward(settings)
-    return settings, entries
+    return settings, select_shard(entries, opts.shard)
 
 
 def check_reward(settings: Settings) -> None:

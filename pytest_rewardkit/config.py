@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pytest_rewardkit.errors import ConfigError, validation_problems
 from pytest_rewardkit.models import ResponseStats
 from pytest_rewardkit.options import Options, flags
+from pytest_rewardkit.shards import ShardSpec
 
 __all__ = ["ConfigError", "Options", "Settings", "SuiteConfig", "combine", "load_suite_config", "parse_options"]
 
@@ -179,6 +180,18 @@ class _OptionChecks(_Strict):
             raise ValueError(f"{value} is a directory; name the report file, e.g. report.html")
         return value
 
+    @field_validator("shard", mode="before", check_fields=False)
+    @classmethod
+    def _parse_shard(cls, value: Any) -> Any:
+        return ShardSpec.parse(value) if isinstance(value, str) else value
+
+    @field_validator("baseline", check_fields=False)
+    @classmethod
+    def _baseline_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not (value / "outcomes.jsonl").is_file() and not value.is_file():
+            raise ValueError(f"{value}: no such file or results folder (give an earlier run's summary.json or folder)")
+        return value
+
     @field_validator("group_by", mode="before", check_fields=False)
     @classmethod
     def _parse_group_by(cls, value: Any) -> Any:
@@ -195,6 +208,8 @@ class _OptionChecks(_Strict):
             raise ValueError("--rk-n > 1 needs --rk-model: without a model each row has one response")
         if getattr(self, "max_error_rate", None) is not None and getattr(self, "min_pass_rate", None) is None:
             raise ValueError("--rk-max-error-rate is the gate's tolerance: give --rk-min-pass-rate too")
+        if getattr(self, "max_regressions", None) is not None and getattr(self, "baseline", None) is None:
+            raise ValueError("--rk-max-regressions needs --rk-baseline: regressions are counted against a baseline")
         if k and n is not None and max(k) > n:
             raise ValueError(f"--rk-k {max(k)} exceeds --rk-n {n}: pass@k needs k <= n")
         return self

@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pytest_rewardkit.baseline import Comparison
 from pytest_rewardkit.evaluation import RowOutcome, VariantResult
 from pytest_rewardkit.report import GateVerdict, SuiteSummary, natural_key
 
@@ -85,30 +86,45 @@ def report_payload(
     outcomes: Sequence[RowOutcome],
     verdict: GateVerdict | None = None,
     title: str = "rewardkit report",
-    extra: dict[str, Any] | None = None,
+    comparisons: Sequence[Comparison] = (),
 ) -> dict[str, Any]:
     """Everything the page shows, as plain data. Rows are ordered by (suite, dataset, model, row
-    id), so the same outcomes give the same file whatever order they finished in (xdist, shards)."""
+    id), so the same outcomes give the same file whatever order they finished in (xdist, shards).
+    With `comparisons` (--rk-baseline), each card and row also carries its change."""
     keys = [(s.suite, s.dataset, s.model) for s in summaries]
     index = {key: i for i, key in enumerate(keys)}
     ordered = sorted(outcomes, key=lambda o: (index[(o.suite, o.dataset, o.model)], natural_key(o.row_id)))
     scores: list[list[float]] = [[] for _ in summaries]
     for o in ordered:
         scores[index[(o.suite, o.dataset, o.model)]] += [v.result.score for v in o.variants if v.result and not v.error]
+    against = {(c.suite, c.model): c for c in comparisons}
     cards = []
     for i, s in enumerate(summaries):
         card = s.model_dump(mode="json")
         card["key"] = f"{s.suite}|{s.dataset}|{s.model}"
         card["histogram"] = histogram(scores[i])
+        comparison = against.get((s.suite, s.model))
+        if comparison is not None:
+            card["comparison"] = comparison.model_dump(mode="json", exclude={"rows"})
         cards.append(card)
+    rows = []
+    for o in ordered:
+        row = _row(o, index[(o.suite, o.dataset, o.model)])
+        comparison = against.get((o.suite, o.model))
+        change = comparison.rows.get(o.row_id) if comparison else None
+        if change is not None:
+            row["change"], row["delta"] = change.change, change.delta
+            row["baseline"] = {"status": change.baseline_status, "reward": change.baseline_reward}
+            for variant, score in zip(row["variants"], change.baseline_scores, strict=False):
+                variant["baseline_score"] = score
+        rows.append(row)
     return {
         "title": title,
         "gate": verdict.model_dump(mode="json") if verdict else None,
         "summaries": cards,
         "groups": sorted({field for o in ordered for field in o.group}),
-        "rows": [_row(o, index[(o.suite, o.dataset, o.model)]) for o in ordered],
-        "baseline": None,
-        **(extra or {}),
+        "rows": rows,
+        "baseline": comparisons[0].baseline if comparisons else None,
     }
 
 

@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 import pytest
 
+from pytest_rewardkit.shards import ShardSpec
+
 RecordMode = Literal["none", "once", "new_episodes", "all"]
 DEFAULT_OUTPUT = "rewardkit-results"
 
@@ -99,6 +101,20 @@ class Options:
     )
     html: Path | None = option(
         "--rk-html", "write a self-contained HTML report of the run to this file", normalize=_from_invocation_dir
+    )
+    shard: ShardSpec | None = option(
+        "--rk-shard", "run shard i of n (e.g. 2/4) of every suite's rows; merge the shards' results after"
+    )
+    baseline: Path | None = option(
+        "--rk-baseline",
+        "compare with an earlier run: its summary.json or results folder",
+        normalize=_from_invocation_dir,
+    )
+    max_regressions: int | None = option(
+        "--rk-max-regressions",
+        "gate: fail when more than N rows went pass->fail against --rk-baseline and the change is significant",
+        type=int,
+        bounds={"ge": 0},
     )
     group_by: list[str] = option(
         "--rk-group-by", "break the pass rate down by a row field", default=[], action="append"

@@ -32,6 +32,7 @@ from pytest_rewardkit.state import (
 )
 
 if TYPE_CHECKING:
+    from pytest_rewardkit.baseline import Comparison
     from pytest_rewardkit.collection import BoundCase
     from pytest_rewardkit.evaluation import RowOutcome
     from pytest_rewardkit.report import GateVerdict, ResultsWriter, ScoredTwice, Selection, SuiteSummary
@@ -213,6 +214,7 @@ class RunRecorder:
         self.verdict: GateVerdict | None = None
         self.summaries: list[SuiteSummary] = []
         self.html: Path | None = None
+        self.comparisons: list[Comparison] = []
         self.worker_selections: list[Selection] | None = None
         self.skipped: dict[str, int] = {}
         self.verdict_failures = 0
@@ -302,21 +304,37 @@ class RunRecorder:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         opts = options(self.config)
-        gated = opts.min_pass_rate is not None and not session.config.option.collectonly
-        if not self.outcomes and not gated and opts.html is None:
+        collect_only = session.config.option.collectonly
+        gated = (opts.min_pass_rate is not None or opts.max_regressions is not None) and not collect_only
+        asked = opts.html is not None or opts.shard is not None or opts.baseline is not None
+        if not self.outcomes and not gated and not asked:
             return  # no suite ran and nothing asked for: nothing to say
-        from pytest_rewardkit.report import GateSpec, annotate, gate, not_applied, summarize
+        from pytest_rewardkit.report import GateSpec, ResultsWriter, annotate, gate, not_applied, summarize
 
         facts = self._facts(session)
         # Computed once here; the terminal summary, printed after this hook, shows the same figures.
         self.summaries = annotate(summarize(self.outcomes, opts.k), facts)
-        if gated and opts.min_pass_rate is not None:
+        regressions: list[str] = []
+        if opts.baseline is not None and not collect_only:
+            from pytest_rewardkit.baseline import compare, load_baseline, regression_reasons
+            from pytest_rewardkit.merge import MergeError
+
+            try:
+                baseline, label = load_baseline(opts.baseline)
+            except MergeError as exc:
+                raise pytest.UsageError(f"--rk-baseline: {exc}") from exc
+            self.comparisons = compare(self.outcomes, baseline, label)
+            if opts.max_regressions is not None:
+                regressions = regression_reasons(self.comparisons, opts.max_regressions)
+        if gated:
             if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-                spec = GateSpec(min_pass_rate=opts.min_pass_rate, max_error_rate=opts.max_error_rate or 0.0)
-                self.verdict = gate(self.summaries, spec, facts)
+                spec = GateSpec(min_pass_rate=opts.min_pass_rate or 0.0, max_error_rate=opts.max_error_rate or 0.0)
+                self.verdict = gate(self.summaries, spec, facts, regressions)
                 session.exitstatus = self.verdict.exit_status
             else:
                 self.verdict = not_applied(int(exitstatus), _EXIT_WORDS.get(int(exitstatus), "pytest's own status"))
+        if self.writer is None and self.output is not None and not collect_only:
+            self.writer = ResultsWriter(self.output)  # a shard without rows still reports what it selected
         if self.writer is not None:
             from pytest_rewardkit.report import RunStatus
 
@@ -326,11 +344,12 @@ class RunRecorder:
                 rows_finished=len(self.outcomes),
                 rows_collected=session.testscollected,
             )
-            self.writer.finish(self.summaries, self.verdict, run)
-        if opts.html is not None and not session.config.option.collectonly:
+            self.writer.finish(self.summaries, self.verdict, run, facts, opts.k)
+        if opts.html is not None and not collect_only:
             from pytest_rewardkit.html_report import report_payload, write_html
 
-            write_html(opts.html, report_payload(self.summaries, self.outcomes, self.verdict))
+            payload = report_payload(self.summaries, self.outcomes, self.verdict, comparisons=self.comparisons)
+            write_html(opts.html, payload)
             self.html = opts.html
 
     def _facts(self, session: pytest.Session) -> Any:
@@ -360,6 +379,10 @@ class RunRecorder:
             terminalreporter.write_sep("=", "rewardkit summary")
             for line in format_summary(self.summaries, _deselecting_options(self.config)):
                 terminalreporter.write_line(line)
+            for comparison in self.comparisons:
+                terminalreporter.write_line(f"{comparison.suite} [{comparison.model}]")
+                for line in comparison.lines():
+                    terminalreporter.write_line(line)
             if self.writer is not None:
                 terminalreporter.write_line(f"results: {self.writer.directory}")
         if self.html is not None:

@@ -7,6 +7,7 @@ import math
 import os
 import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -276,9 +277,12 @@ class GateVerdict(BaseModel):
     line: str
 
 
-def gate(summaries: list[SuiteSummary], spec: GateSpec, facts: RunFacts | None = None) -> GateVerdict:
+def gate(
+    summaries: list[SuiteSummary], spec: GateSpec, facts: RunFacts | None = None, regressions: Sequence[str] = ()
+) -> GateVerdict:
     """Met when the run is complete and every (dataset, model) reaches the pass rate with no
-    more errored rows than tolerated. Nothing evaluated never meets it. The exit status is 0
+    more errored rows than tolerated and no significant `regressions` against a baseline
+    (see baseline.regression_reasons). Nothing evaluated never meets it. The exit status is 0
     only when the gate is met and nothing outside it (an ordinary test, a collection error)
     failed: the gate forgives low rewards, never anything else."""
     facts = facts or RunFacts()
@@ -313,6 +317,7 @@ def gate(summaries: list[SuiteSummary], spec: GateSpec, facts: RunFacts | None =
     ]
     if errored:
         reasons.append(f"errored: {', '.join(errored)} > max {spec.max_error_rate:.1%}")
+    reasons.extend(regressions)
     met = not reasons
     outside = _outside(facts)
     exit_status = 0 if met and not outside else 1
@@ -436,16 +441,35 @@ class RunStatus(BaseModel):
     rows_collected: int
 
 
+def _sorted_facts(facts: RunFacts) -> RunFacts:
+    """The facts in a fixed order, so that the same run gives the same file however it ran."""
+    return facts.model_copy(
+        update={
+            "selections": sorted(facts.selections, key=lambda s: s.key),
+            "skipped": dict(sorted(facts.skipped.items())),
+        }
+    )
+
+
+OUTCOMES_VERSION = 1  # of outcomes.jsonl's records: what merge and --rk-baseline read back
+
+
 class ResultsWriter:
-    """`results.jsonl` (one line per row x variant, flushed as rows finish, so an interrupted
-    run leaves every finished row on disk) and `summary.json` (replaced atomically)."""
+    """`results.jsonl` (one line per row x variant) and `outcomes.jsonl` (one versioned record
+    per row: everything known about it, read back by merge and --rk-baseline), both flushed as
+    rows finish, so an interrupted run leaves every finished row on disk; and `summary.json`
+    (replaced atomically) with the figures, the gate's verdict and what the run selected."""
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self._file: IO[str] = (directory / "results.jsonl").open("w", encoding="utf-8")
+        self._outcomes: IO[str] = (directory / "outcomes.jsonl").open("w", encoding="utf-8")
 
     def write(self, outcome: RowOutcome) -> None:
+        record = {"version": OUTCOMES_VERSION, **outcome.model_dump(mode="json")}
+        self._outcomes.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._outcomes.flush()
         prompt = [m.to_api() for m in outcome.prompt]
         common: dict[str, Any] = {
             "suite": outcome.suite,
@@ -485,12 +509,22 @@ class ResultsWriter:
             self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._file.flush()
 
-    def finish(self, summaries: list[SuiteSummary], verdict: GateVerdict | None, run: RunStatus | None = None) -> None:
+    def finish(
+        self,
+        summaries: list[SuiteSummary],
+        verdict: GateVerdict | None,
+        run: RunStatus | None = None,
+        facts: RunFacts | None = None,
+        ks: list[int] | None = None,
+    ) -> None:
         self._file.close()
+        self._outcomes.close()
         payload = {
             "summaries": [s.model_dump(mode="json") for s in summaries],
             "gate": verdict.model_dump() if verdict else None,
             "run": run.model_dump() if run else None,
+            # What merge needs to rebuild these figures from several shards' folders.
+            "facts": {**_sorted_facts(facts or RunFacts()).model_dump(mode="json"), "k": ks},
         }
         target = self.directory / "summary.json"
         tmp = target.with_suffix(".json.tmp")

@@ -308,7 +308,6 @@
       gate.textContent = DATA.gate.line;
       gate.className = "gate " + (DATA.gate.met ? "ok" : "bad");
     }
-    if (DATA.notes && DATA.notes.length) byId("rk-gate").after(el("div", { class: "muted" }, DATA.notes.join(" · ")));
     byId("rk-summaries").replaceChildren(...DATA.summaries.map(summaryCard));
     const combo = byId("rk-combo");
     combo.replaceChildren(el("option", { value: "" }, "every suite and model"), ...DATA.summaries.map((s, i) => el("option", { value: i }, comboLabel(s))));
