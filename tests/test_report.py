@@ -249,4 +249,4 @@ def test_finish_writes_the_summary_json(tmp_path: Path) -> None:
     assert payload["summaries"] == [s.model_dump(mode="json") for s in summaries]
     assert payload["summaries"][0]["pass_rate"] == 0.5
     assert payload["gate"]["met"] is False
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.jsonl", "summary.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outcomes.jsonl", "results.jsonl", "summary.json"]
