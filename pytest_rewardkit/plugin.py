@@ -241,7 +241,7 @@ class RunRecorder:
         if report.when != "teardown":
             return
         from pytest_rewardkit.evaluation import RowOutcome
-        from pytest_rewardkit.report import ResultsWriter
+        from pytest_rewardkit.report import ResultsWriter, junit_properties
 
         # Only the HTML report shows conversations after the run; the summary needs the figures.
         keep_texts = self.config.stash[RAW_OPTIONS_KEY].get("html") is not None
@@ -251,6 +251,7 @@ class RunRecorder:
             if not self._count_once(kept, report.nodeid):
                 continue
             self.outcomes.append(kept)
+            report.user_properties.extend(junit_properties(outcome))
             if self.output is not None:
                 if self.writer is None:
                     self.writer = ResultsWriter(self.output)

@@ -14,6 +14,7 @@ from typing import IO, Any
 from pydantic import BaseModel, computed_field
 
 from pytest_rewardkit.evaluation import MISSING, RowOutcome
+from pytest_rewardkit.models import excerpt
 
 
 def wilson_interval(successes: int, total: int, z: float = 1.959964) -> tuple[float, float]:
@@ -430,6 +431,30 @@ def _usage_lines(u: UsageTotals) -> list[str]:
         plural = "s" if u.truncated != 1 else ""
         lines.append(f"  {u.truncated} response{plural} hit max_tokens (finish_reason 'length'): raise max_tokens")
     return lines
+
+
+def junit_properties(outcome: RowOutcome) -> list[tuple[str, str]]:
+    """Small per-row facts for JUnit XML `<property>`s (CI systems show them beside the test);
+    never the conversation, which would swamp the file."""
+    stats = [v.stats for v in outcome.variants if v.stats is not None]
+    props = [
+        ("rewardkit.status", "error" if outcome.error is not None else "pass" if outcome.passed else "fail"),
+        ("rewardkit.score", "" if outcome.reward is None else f"{outcome.reward:.6g}"),
+        ("rewardkit.threshold", f"{outcome.threshold:g}"),
+        (
+            "rewardkit.variant_scores",
+            ",".join("" if v.result is None else f"{v.result.score:.6g}" for v in outcome.variants),
+        ),
+    ]
+    reason = outcome.error or next(
+        (v.error or (v.result.reason if v.result else "") for v in outcome.variants if not v.passed), ""
+    )
+    if reason:
+        props.append(("rewardkit.reason", excerpt(reason, 300)))
+    if stats:
+        props.append(("rewardkit.prompt_tokens", str(sum(s.prompt_tokens or 0 for s in stats))))
+        props.append(("rewardkit.completion_tokens", str(sum(s.completion_tokens or 0 for s in stats))))
+    return props
 
 
 class RunStatus(BaseModel):

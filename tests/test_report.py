@@ -6,6 +6,7 @@ import itertools
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -250,3 +251,18 @@ def test_finish_writes_the_summary_json(tmp_path: Path) -> None:
     assert payload["summaries"][0]["pass_rate"] == 0.5
     assert payload["gate"]["met"] is False
     assert sorted(p.name for p in tmp_path.iterdir()) == ["outcomes.jsonl", "results.jsonl", "summary.json"]
+
+
+def test_junit_xml_carries_each_rows_score_reason_variant_scores_and_tokens(
+    pytester: pytest.Pytester, make_suite: Any, chat_row: Any
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    make_suite([chat_row("ok", "1", "1"), chat_row("bad", "2", "3")])
+    pytester.runpytest("suite", "--junitxml", "junit.xml", "--rk-output", "")
+    cases = {c.get("name"): c for c in ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")}
+    props = {name: {p.get("name"): p.get("value") for p in c.iter("property")} for name, c in cases.items()}
+    assert props["ok"]["rewardkit.status"] == "pass" and props["ok"]["rewardkit.score"] == "1"
+    assert props["bad"]["rewardkit.status"] == "fail" and props["bad"]["rewardkit.variant_scores"] == "0"
+    assert props["bad"]["rewardkit.reason"] == "expected 3, got 2"
+    assert "rewardkit" not in props["bad"]  # the whole outcome never reaches the XML
