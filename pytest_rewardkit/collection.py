@@ -4,7 +4,6 @@ becomes one item (or one parametrization) per dataset row."""
 from __future__ import annotations
 
 import functools
-import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -16,7 +15,15 @@ from pytest_rewardkit.auth import AuthError, find_api_key
 from pytest_rewardkit.config import Settings
 from pytest_rewardkit.dataset import DatasetEntry
 from pytest_rewardkit.errors import ConfigError, RewardkitError, RowError, SessionStop
-from pytest_rewardkit.evaluation import Case, RewardFailure, RowOutcome, evaluate_case, suite_key, unscored_outcome
+from pytest_rewardkit.evaluation import (
+    Case,
+    RewardFailure,
+    RowOutcome,
+    evaluate_case,
+    suite_key,
+    unscored_outcome,
+    user_location,
+)
 from pytest_rewardkit.resolver import resolver_for
 from pytest_rewardkit.reward import RewardFunction
 from pytest_rewardkit.shards import select_shard
@@ -57,17 +64,6 @@ def describe_failure(exc: BaseException) -> str:
     if isinstance(exc, SyntaxError):
         return f"SyntaxError: {exc.msg} ({exc.filename}:{exc.lineno})"
     return f"{type(exc).__name__}: {exc}{user_location(exc)}"
-
-
-def user_location(exc: BaseException) -> str:
-    """` (file:line)` of the innermost frame of `exc` outside this package and Python's import
-    machinery, or '' when there is none."""
-    package = Path(__file__).resolve().parent
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename.startswith("<") or Path(frame.filename).resolve().is_relative_to(package):
-            continue
-        return f" ({frame.filename}:{frame.lineno})"
-    return ""
 
 
 def claim_suite(config: pytest.Config, settings: Settings) -> None:

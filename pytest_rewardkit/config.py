@@ -220,7 +220,9 @@ def _options_model() -> type[BaseModel]:
     hints = typing.get_type_hints(Options)
     fields: dict[str, Any] = {}
     for field in dataclasses.fields(Options):
-        bounds = field.metadata["flag"].bounds
+        bounds = dict(field.metadata["flag"].bounds)
+        if float in typing.get_args(hints[field.name]) or hints[field.name] is float:
+            bounds["allow_inf_nan"] = False  # nan slips past every comparison with a bound
         if field.default_factory is not dataclasses.MISSING:
             fields[field.name] = (hints[field.name], Field(default_factory=field.default_factory, **bounds))
         else:
@@ -232,6 +234,17 @@ _OPTIONS_MODEL = _options_model()
 OPTION_FLAGS = {name: flag.flag for name, flag in flags().items()}
 
 
+def _with_range(problem: str) -> str:
+    """A bounded number's problem says the whole range allowed, not only the bound it crossed."""
+    flag = problem.partition(":")[0]
+    name = next((n for n, f in OPTION_FLAGS.items() if f == flag), None)
+    bounds = flags()[name].bounds if name else {}
+    if {"ge", "le"} <= bounds.keys() and ("finite number" in problem or "than or equal to" in problem):
+        kind = "an integer" if isinstance(bounds["ge"], int) and isinstance(bounds["le"], int) else "a number"
+        return f"{flag}: expected {kind} from {bounds['ge']:g} to {bounds['le']:g}"
+    return problem
+
+
 def parse_options(values: dict[str, Any]) -> Options:
     """Validate raw option values (None: not given); a ConfigError names the offending flag."""
     try:
@@ -240,7 +253,7 @@ def parse_options(values: dict[str, Any]) -> Options:
         problems = validation_problems(
             exc, lambda loc: OPTION_FLAGS.get(str(loc[0]) if loc else "", "rewardkit options")
         )
-        raise ConfigError("; ".join(problems)) from exc
+        raise ConfigError("; ".join(_with_range(problem) for problem in problems)) from exc
     return Options(**dict(checked))
 
 
@@ -286,9 +299,17 @@ def combine(config_path: Path, config: SuiteConfig, options: Options, root: Path
     n = (options.n or config.generation.n) if model else 1
     ks = options.k or sorted({1, n})
     if max(ks) > n:
-        raise ConfigError(
-            f"{config_path}: pass@{max(ks)} needs at least {max(ks)} variants per row, but n is {n}; "
+        # The advice must work as given: without a model each row has one stored response, and
+        # --rk-n alone needs --rk-model.
+        fix = (
             "lower --rk-k or raise --rk-n"
+            if model
+            else (
+                f"lower --rk-k to 1, or generate {max(ks)} responses per row with --rk-model <model> --rk-n {max(ks)}"
+            )
+        )
+        raise ConfigError(
+            f"{config_path}: pass@{max(ks)} needs at least {max(ks)} variants per row, but n is {n}; {fix}"
         )
     gen = config.generation
     dataset_path = config_path.parent / config.dataset

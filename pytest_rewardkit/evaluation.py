@@ -9,6 +9,7 @@ import statistics
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -195,11 +196,8 @@ def score_variant(
             f"{case.settings.config_path.name}); the run goes on",
         )
     except Exception as exc:
-        where = traceback.extract_tb(exc.__traceback__)[-1]
         return VariantResult(
-            **known,
-            result=None,
-            error=f"reward {reward.name!r} raised {type(exc).__name__}: {exc} ({where.filename}:{where.lineno})",
+            **known, result=None, error=f"reward {reward.name!r} raised {type(exc).__name__}: {exc}{user_location(exc)}"
         )
     if result.is_error:
         return VariantResult(
@@ -208,6 +206,17 @@ def score_variant(
             error=f"reward {reward.name!r} returned an invalid score: {result.error or result.reason}",
         )
     return VariantResult(**known, result=result, passed=result.score >= case.settings.threshold)
+
+
+def user_location(exc: BaseException) -> str:
+    """` (file:line)` of the innermost frame of `exc` in the user's code (not this package's nor
+    Python's import machinery), or '' when there is none: a message points at the user's mistake."""
+    package = Path(__file__).resolve().parent
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.startswith("<") or Path(frame.filename).resolve().is_relative_to(package):
+            continue
+        return f" ({frame.filename}:{frame.lineno})"
+    return ""
 
 
 def _aggregate(how: str, scores: list[float]) -> float:

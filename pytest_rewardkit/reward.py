@@ -77,12 +77,19 @@ class RewardFunction:
             except ValidationError as exc:
                 problems = "; ".join(validation_problems(exc))
                 raise TypeError(
-                    f"reward function {self.name!r} returned a dict that is not an EvaluateResult: {problems}"
+                    f"reward function {self.name!r} ({self.location}) returned a dict that is not an "
+                    f"EvaluateResult: {problems}"
                 ) from exc
         raise TypeError(
-            f"reward function {self.name!r} returned {type(value).__name__}; "
+            f"reward function {self.name!r} ({self.location}) returned {type(value).__name__}; "
             "it must return an EvaluateResult or a dict with at least 'score'"
         )
+
+    @property
+    def location(self) -> str:
+        """`file:line` of the user's function, for messages about what it returned."""
+        code = getattr(inspect.unwrap(self.fn), "__code__", None)
+        return f"{code.co_filename}:{code.co_firstlineno}" if code is not None else self.fn.__module__
 
     def __reduce__(self) -> tuple[Callable[[str], Any], tuple[str]]:
         # Pickled by reference (TRL and multiprocessing pickle rewards): the module attribute is

@@ -164,7 +164,9 @@ def test_a_wrong_return_type_is_an_error_naming_the_reward() -> None:
 
     outcome = evaluate_case(Case(make_settings(), answered("1"), "r1"), returns_float)
     assert outcome.variants[0].error is not None
-    assert "raised TypeError: reward function 'returns_float' returned float" in outcome.variants[0].error
+    error = outcome.variants[0].error
+    assert "raised TypeError: reward function 'returns_float' (" in error and "returned float" in error
+    assert "test_evaluation.py:" in error and "reward.py" not in error  # the user's function, not the wrapper
 
 
 def test_an_unknown_reward_is_an_error_for_the_row() -> None:

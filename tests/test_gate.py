@@ -613,3 +613,34 @@ def test_output_resolves_against_the_invocation_directory(pytester: pytest.Pytes
         pytester.runpytest(str(pytester.path / "suite"), f"--rootdir={pytester.path}", "--rk-output", "out")
     assert (sub / "out" / "results.jsonl").is_file()
     assert not (pytester.path / "out").exists()
+
+
+# --- item 12: messages say the right thing --------------------------------------------------------
+
+
+def test_a_reward_returning_a_float_points_at_the_users_function(quiet_pytester: pytest.Pytester) -> None:
+    folder = broken_reward_suite(
+        quiet_pytester,
+        "from pytest_rewardkit import reward_function\n\n\n@reward_function\n"
+        "def score(messages, ground_truth=None, **kwargs):\n    return 0.5\n",
+    )
+    result = quiet_pytester.runpytest("--rk-output", "", "--rk-limit", "1")
+    result.stdout.fnmatch_lines([f"*reward function 'score' ({folder / 'rk_broken.py'}:4) returned float;*"])
+    assert "reward.py" not in result.stdout.str()
+
+
+def test_rk_k_without_a_model_advises_a_command_that_works(pytester: pytest.Pytester, low_suite: None) -> None:
+    result = pytester.runpytest("--rk-k", "2", "--rk-output", "")
+    result.stdout.fnmatch_lines(
+        [
+            "*pass@2 needs at least 2 variants per row, but n is 1; lower --rk-k to 1, or generate 2 responses per row "
+            "with --rk-model <model> --rk-n 2*"
+        ]
+    )
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1.5"])
+def test_threshold_out_of_range_says_what_is_allowed(quiet_pytester: pytest.Pytester, value: str) -> None:
+    result = quiet_pytester.runpytest("--rk-threshold", value)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--rk-threshold: expected a number from 0 to 1" in result.stderr.str()

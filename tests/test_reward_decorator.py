@@ -122,7 +122,7 @@ def test_a_wrong_return_type_is_a_type_error_naming_the_function(returned: Any) 
     def sloppy_reward(messages: list[Message], ground_truth: Any = None, **kwargs: Any) -> Any:
         return returned
 
-    with pytest.raises(TypeError, match=rf"'sloppy_reward' returned {type(returned).__name__}"):
+    with pytest.raises(TypeError, match=rf"'sloppy_reward' \(.*test_reward_decorator\.py:\d+\) returned {type(returned).__name__}"):
         sloppy_reward(CONVERSATION)
 
 
@@ -131,7 +131,7 @@ def test_a_dict_that_is_not_a_result_is_a_type_error_naming_the_function() -> No
     def overflowing(messages: list[Message], ground_truth: Any = None, **kwargs: Any) -> dict[str, Any]:
         return {"score": 7}
 
-    with pytest.raises(TypeError, match="'overflowing' returned a dict that is not an EvaluateResult"):
+    with pytest.raises(TypeError, match=r"'overflowing' \(.*\) returned a dict that is not an EvaluateResult"):
         overflowing(CONVERSATION)
 
 
