@@ -122,7 +122,8 @@ def test_a_wrong_return_type_is_a_type_error_naming_the_function(returned: Any) 
     def sloppy_reward(messages: list[Message], ground_truth: Any = None, **kwargs: Any) -> Any:
         return returned
 
-    with pytest.raises(TypeError, match=rf"'sloppy_reward' \(.*test_reward_decorator\.py:\d+\) returned {type(returned).__name__}"):
+    where = r"\(.*test_reward_decorator\.py:\d+\)"  # the user's function, not the wrapper
+    with pytest.raises(TypeError, match=rf"'sloppy_reward' {where} returned {type(returned).__name__}"):
         sloppy_reward(CONVERSATION)
 
 
