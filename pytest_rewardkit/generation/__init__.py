@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pytest_rewardkit.generation.aliases import MODEL_ALIASES, resolve_model
 from pytest_rewardkit.generation.client import (
     AuthenticationError,
     BadResponse,
@@ -15,7 +16,6 @@ from pytest_rewardkit.generation.client import (
     RetryableError,
     ServerError,
 )
-from pytest_rewardkit.generation.models import MODEL_ALIASES, resolve_model
 from pytest_rewardkit.generation.runner import GenerationConfig, Generator, Progress, request_body
 
 __all__ = [

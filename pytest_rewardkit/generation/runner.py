@@ -20,6 +20,7 @@ from pydantic import SecretStr, ValidationError
 from pytest_rewardkit.auth import describe_places
 from pytest_rewardkit.errors import RowError, SessionStop
 from pytest_rewardkit.evaluation import Case, Responses
+from pytest_rewardkit.generation.aliases import resolve_model
 from pytest_rewardkit.generation.client import (
     FIREWORKS_BASE_URL,
     AuthenticationError,
@@ -29,7 +30,6 @@ from pytest_rewardkit.generation.client import (
     GenerationError,
     failure_signature,
 )
-from pytest_rewardkit.generation.models import resolve_model
 from pytest_rewardkit.loop_thread import LoopThread, cancel_other_tasks
 from pytest_rewardkit.models import Message, Response
 from pytest_rewardkit.recording import (
