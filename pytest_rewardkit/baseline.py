@@ -72,8 +72,9 @@ class Comparison(BaseModel):
         interval = f" (95% CI {ci[0]:+.3f} to {ci[1]:+.3f})" if ci else ""
         against = f"{self.baseline}" + (f" [{self.baseline_model}]" if self.baseline_model != self.model else "")
         lines = [
-            f"  vs baseline {against}: {self.paired} paired rows, {self.regressions} pass->fail, "
-            f"{self.improvements} fail->pass (McNemar p={self.mcnemar_p:.3g})",
+            f"  vs baseline {against}",
+            f"  {self.paired} paired rows: {self.regressions} pass->fail, {self.improvements} fail->pass "
+            f"(McNemar p={self.mcnemar_p:.3g})",
             f"  mean reward {delta}{interval}: {self.verdict}",
         ]
         regressed = [r.row_id for r in self.rows.values() if r.change == "regressed"]

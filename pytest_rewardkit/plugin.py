@@ -375,15 +375,14 @@ class RunRecorder:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.summaries:
-            from pytest_rewardkit.report import format_summary
+            from pytest_rewardkit.report import format_summary, terminal_lines
 
             terminalreporter.write_sep("=", "rewardkit summary")
-            for line in format_summary(self.summaries, _deselecting_options(self.config)):
-                terminalreporter.write_line(line)
+            lines = format_summary(self.summaries, _deselecting_options(self.config))
             for comparison in self.comparisons:
-                terminalreporter.write_line(f"{comparison.suite} [{comparison.model}]")
-                for line in comparison.lines():
-                    terminalreporter.write_line(line)
+                lines += [f"{comparison.suite} [{comparison.model}]", *comparison.lines()]
+            for text, markup in terminal_lines(lines):
+                terminalreporter.write_line(text, **markup)
             if self.writer is not None:
                 terminalreporter.write_line(f"results: {self.writer.directory}")
         if self.html is not None:

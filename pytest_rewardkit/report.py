@@ -420,13 +420,35 @@ def _selection_lines(s: SuiteSummary, deselected_by: list[str]) -> list[str]:
     return lines
 
 
+def terminal_lines(lines: list[str]) -> list[tuple[str, dict[str, bool]]]:
+    """Summary lines with their colour (pytest drops colour where the terminal has none): red
+    for what fails or regresses, yellow for what needs a look, the pass rate in bold."""
+    return [(line, _markup(line)) for line in lines]
+
+
+def _markup(line: str) -> dict[str, bool]:
+    text = line.strip()
+    if "significant regression" in text or text.startswith(("regressed:", "incomplete:")):
+        return {"red": True}
+    if "hit max_tokens" in text or (text.startswith("rows ") and "errored 0" not in text):
+        return {"yellow": True}
+    if "significant improvement" in text:
+        return {"green": True}
+    if text.startswith("pass rate"):
+        return {"bold": True}
+    return {}
+
+
 def _usage_lines(u: UsageTotals) -> list[str]:
-    parts = [f"  tokens {u.prompt_tokens:,} prompt + {u.completion_tokens:,} completion"]
+    # Two short lines rather than one long one: the summary stays readable at 80 columns.
+    lines = [f"  tokens {u.prompt_tokens:,} prompt + {u.completion_tokens:,} completion"]
+    parts = []
     if u.cost is not None:
         parts.append(f"cost {u.cost:,.4f}")
     if u.latency_mean_s is not None and u.latency_p95_s is not None:
         parts.append(f"latency mean {u.latency_mean_s:.2f}s p95 {u.latency_p95_s:.2f}s")
-    lines = ["  ".join(parts)]
+    if parts:
+        lines.append("  " + "  ".join(parts))
     if u.truncated:
         plural = "s" if u.truncated != 1 else ""
         lines.append(f"  {u.truncated} response{plural} hit max_tokens (finish_reason 'length'): raise max_tokens")

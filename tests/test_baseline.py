@@ -72,7 +72,7 @@ def test_noise_is_not_a_regression() -> None:
 def test_two_models_on_one_dataset_compare_as_an_a_b_test() -> None:
     (c,) = compare(rows("1110", model="b"), rows("1111", model="a"), "run-a")
     assert (c.model, c.baseline_model, c.regressions) == ("b", "a", 1)
-    assert "vs baseline run-a [a]: 4 paired rows, 1 pass->fail" in c.lines()[0]
+    assert c.lines()[:2] == ["  vs baseline run-a [a]", "  4 paired rows: 1 pass->fail, 0 fail->pass (McNemar p=1)"]
 
 
 def test_new_and_missing_rows_are_counted_apart() -> None:
@@ -99,7 +99,8 @@ def test_a_regression_is_detected_and_gated_and_noise_is_not(
     assert result.ret == 1
     result.stdout.fnmatch_lines(
         [
-            "  vs baseline *summary.json: 40 paired rows, 12 pass->fail, 0 fail->pass (McNemar p=0.000488)",
+            "  vs baseline *summary.json",
+            "  40 paired rows: 12 pass->fail, 0 fail->pass (McNemar p=0.000488)",
             "  mean reward -0.300 (95% CI * to *): significant regression",
             "  regressed: q00, q01, q02, q03, q04, q05, q06, q07, ... (12 in all)",
             "rewardkit gate: FAILED (suite/dataset regressed against *: 12 rows pass->fail > max 2*) -> exit 1",

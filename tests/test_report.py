@@ -266,3 +266,19 @@ def test_junit_xml_carries_each_rows_score_reason_variant_scores_and_tokens(
     assert props["bad"]["rewardkit.status"] == "fail" and props["bad"]["rewardkit.variant_scores"] == "0"
     assert props["bad"]["rewardkit.reason"] == "expected 3, got 2"
     assert "rewardkit" not in props["bad"]  # the whole outcome never reaches the XML
+
+
+def test_the_summary_table_fits_80_columns_and_is_coloured_where_the_terminal_has_colour(
+    pytester: pytest.Pytester, make_suite: Any, chat_row: Any
+) -> None:
+    from pytest_rewardkit.report import terminal_lines
+
+    make_suite([chat_row(f"q{i}", "1" if i % 3 else "2", "1", level=str(i % 2)) for i in range(9)])
+    plain = pytester.runpytest("--rk-k", "1", "--rk-group-by", "level", "--rk-output", "", "--color=no")
+    block = plain.stdout.str().split("rewardkit summary", 1)[1].splitlines()[1:8]
+    assert block and all(len(line) <= 80 for line in block), block
+    assert "\x1b[" not in plain.stdout.str()
+    coloured = pytester.runpytest("--rk-output", "", "--color=yes")
+    assert "\x1b[1m  pass rate 66.7%" in coloured.stdout.str()
+    lines = ["  rows 3  variants 3  passed 1  failed 1  errored 1", "  1 response hit max_tokens", "  regressed: a"]
+    assert [markup for _, markup in terminal_lines(lines)] == [{"yellow": True}, {"yellow": True}, {"red": True}]

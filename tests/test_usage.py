@@ -130,7 +130,8 @@ def test_a_recorded_run_reports_tokens_cost_latency_and_truncation(
     assert usage["latency_mean_s"] > 0 and usage["latency_p95_s"] >= usage["latency_mean_s"]
     result.stdout.fnmatch_lines(
         [
-            "  tokens 6 prompt + 18 completion  cost 0.0420  latency mean *s p95 *s",
+            "  tokens 6 prompt + 18 completion",
+            "  cost 0.0420  latency mean *s p95 *s",
             "  1 response hit max_tokens (finish_reason 'length'): raise max_tokens",
         ]
     )
