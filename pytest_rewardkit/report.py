@@ -117,6 +117,10 @@ class SuiteSummary(BaseModel):
     pass_hat_k: dict[str, float]
     by_group: dict[str, dict[str, GroupFigures]] = {}
     usage: UsageTotals | None = None
+    # How a row passes: its n variants' rewards aggregated, against the threshold.
+    n: int = 1
+    threshold: float | None = None
+    aggregate: str | None = None
     # What the run was meant to score (None: not known, e.g. outcomes scored outside pytest).
     selected: int | None = None
     deselected: int = 0
@@ -164,6 +168,9 @@ def _summarize_one(key: tuple[str, str, str], rows: list[RowOutcome], ks: list[i
         dataset=dataset,
         model=model,
         rows=len(rows),
+        n=n,
+        threshold=rows[0].threshold,
+        aggregate=rows[0].aggregate,
         variants=sum(len(r.variants) for r in rows),
         passed=passed,
         failed=len(rows) - passed - errored,
@@ -379,6 +386,9 @@ def format_summary(summaries: list[SuiteSummary], deselected_by: list[str] | Non
             continue
         errored = f"  errored {s.error_rate:.1%}" if s.errored else ""
         lines.append(f"  pass rate {s.pass_rate:.1%}  (95% CI {lo:.1%}-{hi:.1%}){errored}  mean reward {mean}")
+        if meaning := pass_rate_meaning(s):
+            rule, _, consequence = meaning.partition(": ")
+            lines.extend(f"  {part}" for part in (rule + (":" if consequence else ""), consequence) if part)
         if s.pass_at_k:
             at = "  ".join(f"pass@{k} {v:.3f}" for k, v in s.pass_at_k.items())
             hat = "  ".join(f"pass^{k} {v:.3f}" for k, v in s.pass_hat_k.items())
@@ -394,6 +404,19 @@ def format_summary(summaries: list[SuiteSummary], deselected_by: list[str] | Non
             for value, fig in values.items():
                 lines.append(f"    {value:<{width}}  {fig.passed:>5}/{fig.rows:<5} {fig.pass_rate:7.1%}")
     return lines
+
+
+def pass_rate_meaning(s: SuiteSummary) -> str:
+    """What "pass rate" counts when a row has several variants: with `mean` and threshold 1 a row
+    passes only when every variant scores 1, which is pass^n, far below pass@1."""
+    if s.n <= 1 or s.threshold is None or s.aggregate is None:
+        return ""
+    rule = f"a row passes when the {s.aggregate} of its {s.n} variants' rewards >= {s.threshold:g}"
+    if (s.aggregate == "mean" and s.threshold >= 1) or s.aggregate == "min":
+        return f"{rule}: every variant must pass, so the pass rate is pass^{s.n}, not pass@1"
+    if s.aggregate == "max":
+        return f"{rule}: one passing variant is enough, so the pass rate is pass@{s.n}"
+    return rule
 
 
 def _selection_lines(s: SuiteSummary, deselected_by: list[str]) -> list[str]:

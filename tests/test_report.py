@@ -282,3 +282,14 @@ def test_the_summary_table_fits_80_columns_and_is_coloured_where_the_terminal_ha
     assert "\x1b[1m  pass rate 66.7%" in coloured.stdout.str()
     lines = ["  rows 3  variants 3  passed 1  failed 1  errored 1", "  1 response hit max_tokens", "  regressed: a"]
     assert [markup for _, markup in terminal_lines(lines)] == [{"yellow": True}, {"yellow": True}, {"red": True}]
+
+
+def test_the_summary_says_what_pass_rate_means_with_several_variants() -> None:
+    rows = [outcome("a", [1, 1, 1, 1]), outcome("b", [1, 0, 1, 1])]
+    text = "\n".join(format_summary(summarize(rows, ks=[1, 4])))
+    assert "  a row passes when the mean of its 4 variants' rewards >= 1:\n" in text
+    assert "  every variant must pass, so the pass rate is pass^4, not pass@1\n" in text
+    assert all(len(line) <= 80 for line in text.splitlines())
+    assert "pass rate 50.0%" in text and "pass^4 0.500" in text and "pass@1 0.875" in text
+    single = "\n".join(format_summary(summarize([outcome("a", [1.0])])))
+    assert "a row passes" not in single
