@@ -67,6 +67,7 @@ class RowOutcome(BaseModel):
     passed: bool
     error: str | None = None
     group: dict[str, str] = {}
+    ground_truth: Any = None
 
     def without_texts(self) -> RowOutcome:
         """What the summary needs of a row already written to results.jsonl (verdicts, errors,
@@ -260,6 +261,7 @@ def evaluate_case(case: Case, reward: RewardFunction | None = None) -> RowOutcom
     base = {
         **_outcome_fields(settings, case.row_id),
         "group": {key: str(extra[key]) if key in extra else MISSING for key in settings.group_by},
+        "ground_truth": case.row.ground_truth,
     }
     try:
         prompt = case.prompt()

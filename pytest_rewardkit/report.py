@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -524,6 +525,18 @@ def _sorted_facts(facts: RunFacts) -> RunFacts:
 OUTCOMES_VERSION = 1  # of outcomes.jsonl's records: what merge and --rk-baseline read back
 
 
+GROUND_TRUTH_INLINE = 2000  # characters of JSON; a larger ground truth is recorded as its hash
+
+
+def ground_truth_record(value: Any) -> Any:
+    """The row's ground truth as results.jsonl holds it: itself, or when large (a test suite, a
+    long document) `{"sha256": ..., "chars": ...}` of its JSON, enough to tell which one it was."""
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if len(text) <= GROUND_TRUTH_INLINE:
+        return value
+    return {"sha256": hashlib.sha256(text.encode()).hexdigest(), "chars": len(text)}
+
+
 class ResultsWriter:
     """`results.jsonl` (one line per row x variant) and `outcomes.jsonl` (one versioned record
     per row: everything known about it, read back by merge and --rk-baseline), both flushed as
@@ -541,12 +554,19 @@ class ResultsWriter:
         self._outcomes.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._outcomes.flush()
         prompt = [m.to_api() for m in outcome.prompt]
+        generated = outcome.model != "dataset"
         common: dict[str, Any] = {
             "suite": outcome.suite,
             "row_id": outcome.row_id,
             "model": outcome.model,
-            "parameters": outcome.parameters,
+            # Sampling parameters describe a generation; rows scored as stored had none.
+            "parameters": outcome.parameters if generated else None,
             "messages": prompt,
+            "ground_truth": ground_truth_record(outcome.ground_truth),
+            # The row's own verdict beside each variant's: what the item and the pass rate count.
+            "row_reward": outcome.reward,
+            "row_passed": outcome.passed,
+            "row_error": outcome.error,
         }
         if not outcome.variants:
             record = {

@@ -225,7 +225,8 @@ def test_results_files(pytester: pytest.Pytester, mixed_suite: list[dict[str, An
     assert beta["response"] == {"role": "assistant", "content": "2"}
     assert (beta["score"], beta["reason"], beta["passed"], beta["error"]) == (0.0, "expected 3, got 2", False, None)
     assert beta["metrics"] == {"exact": {"score": 0.0, "reason": "", "is_score_valid": True}}
-    assert (beta["model"], beta["parameters"]) == ("dataset", {"n": 1})
+    assert (beta["model"], beta["parameters"]) == ("dataset", None)  # nothing was generated
+    assert (beta["ground_truth"], beta["row_reward"], beta["row_passed"], beta["row_error"]) == ("3", 0.0, False, None)
     (figures,) = summary["summaries"]
     assert (figures["rows"], figures["passed"], figures["failed"], figures["errored"]) == (4, 3, 1, 0)
     assert figures["pass_rate"] == 0.75

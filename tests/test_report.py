@@ -234,7 +234,7 @@ def test_results_file_has_one_line_per_row_and_variant_and_stays_valid_when_inte
     assert first["response"] == {"role": "assistant", "content": "answer 1.0"}
     assert (first["score"], first["reason"], first["error"]) == (1.0, "scored 1.0", None)
     assert first["metrics"] == {"format": {"score": 1.0, "reason": "", "is_score_valid": True}}
-    assert (first["model"], first["parameters"]) == ("dataset", {"n": 2, "temperature": 0.7})
+    assert (first["model"], first["parameters"]) == ("dataset", None)  # scored as stored: nothing sampled
     assert lines[2]["error"] == "row b has no assistant turn"
     assert not (tmp_path / "out" / "summary.json").exists()
 
@@ -293,3 +293,20 @@ def test_the_summary_says_what_pass_rate_means_with_several_variants() -> None:
     assert "pass rate 50.0%" in text and "pass^4 0.500" in text and "pass@1 0.875" in text
     single = "\n".join(format_summary(summarize([outcome("a", [1.0])])))
     assert "a row passes" not in single
+
+
+def test_results_carry_ground_truth_or_its_hash_row_verdict_and_sampling_only_when_generated(tmp_path: Path) -> None:
+    writer = ResultsWriter(tmp_path)
+    small = outcome("a", [1.0, 0.0], model="qwen3").model_copy(update={"ground_truth": "42"})
+    large = outcome("b", [1.0]).model_copy(update={"ground_truth": {"tests": "assert f(1) == 2\n" * 500}})
+    writer.write(small)
+    writer.write(large)
+    lines = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert [(r["row_id"], r["ground_truth"], r["row_reward"], r["row_passed"]) for r in lines[:2]] == [
+        ("a", "42", 0.5, False),
+        ("a", "42", 0.5, False),
+    ]
+    assert lines[0]["parameters"] == {"n": 2, "temperature": 0.7}
+    digest = lines[2]["ground_truth"]
+    assert set(digest) == {"sha256", "chars"} and digest["chars"] > 2000
+    assert (lines[2]["parameters"], lines[2]["row_passed"]) == (None, True)
