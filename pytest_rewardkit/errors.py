@@ -8,16 +8,23 @@
     │   └── ServerConfigError  the reward server refuses to start (pytest_rewardkit.server)
     ├── DatasetError       a dataset file that cannot be read as a whole (one bad line is a row problem)
     ├── RewardError        a reward that cannot be used
-    │   └── UnknownReward      neither a built-in nor an importable reward function
+    │   ├── UnknownReward      neither a built-in nor an importable reward function
+    │   ├── UnusableGold       a row's ground truth is no math answer (rewards.math)
+    │   └── GradingWorkerError the math grader's worker process could not start or died (rewards.deadline)
     ├── GenerationError    a model call failed (subclasses in pytest_rewardkit.generation)
     ├── EvaluatorAPIError  a Fireworks evaluator call failed (subclasses in pytest_rewardkit.evaluators.api)
     ├── CassetteError      a cassette cannot be read or written (pytest_rewardkit.recording.SecretLeak)
+    │   └── ReplayMiss         a rollout's request is not in its cassette (generation.rollout)
     ├── SandboxError       the code sandbox cannot run (pytest_rewardkit.sandbox)
+    │   └── SandboxUnavailable code cannot run safely here
+    │       ├── SandboxFailed          the sandbox failed before starting the program
+    │       └── ExitStatusUnavailable  `sandbox: process` cannot learn the exit status (SIGCHLD ignored)
     ├── RowError           one row could not be scored: an error item, never a reward of 0
     └── SessionStop        no row can be scored (no or a rejected API key): the run stops once
 
-Catch a branch, not a tuple of unrelated classes. `ConfigError` and `DatasetError` are also
-`ValueError`s, as they were before the tree existed. A grader's own failure inside a reward is not
+Catch a branch, not a tuple of unrelated classes. `ConfigError`, `DatasetError` and `UnusableGold`
+are also `ValueError`s, `SandboxUnavailable` and `GradingWorkerError` also `RuntimeError`s, as they
+were before the tree existed. A grader's own failure inside a reward is not
 raised: the reward returns `EvaluateResult.invalid(...)`.
 """
 

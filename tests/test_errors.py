@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 
@@ -10,8 +12,12 @@ from pytest_rewardkit.auth import AuthError
 from pytest_rewardkit.config import ConfigError
 from pytest_rewardkit.dataset import DatasetError
 from pytest_rewardkit.generation import AuthenticationError, BadResponse, RateLimitError
+from pytest_rewardkit.generation.rollout import ReplayMiss
 from pytest_rewardkit.recording import CassetteError, SecretLeak
 from pytest_rewardkit.rewards import UnknownReward
+from pytest_rewardkit.rewards.deadline import GradingWorkerError
+from pytest_rewardkit.rewards.math import UnusableGold
+from pytest_rewardkit.sandbox import ExitStatusUnavailable, SandboxFailed, SandboxUnavailable
 
 
 @pytest.mark.parametrize(
@@ -26,6 +32,12 @@ from pytest_rewardkit.rewards import UnknownReward
         (BadResponse, errors.GenerationError),
         (CassetteError, errors.CassetteError),
         (SecretLeak, errors.CassetteError),
+        (UnusableGold, errors.RewardError),
+        (GradingWorkerError, errors.RewardError),
+        (ReplayMiss, errors.CassetteError),
+        (SandboxUnavailable, errors.SandboxError),
+        (SandboxFailed, errors.SandboxError),
+        (ExitStatusUnavailable, errors.SandboxError),
         (errors.SandboxError, errors.RewardkitError),
         (errors.RowError, errors.RewardkitError),
         (errors.SessionStop, errors.RewardkitError),
@@ -42,6 +54,28 @@ def test_an_unknown_reward_is_no_lookup_error() -> None:
 
 def test_settings_errors_stay_value_errors() -> None:
     assert issubclass(errors.ConfigError, ValueError) and issubclass(errors.DatasetError, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("error", "former_base"),
+    [
+        (UnusableGold, ValueError),
+        (GradingWorkerError, RuntimeError),
+        (SandboxUnavailable, RuntimeError),
+        (SandboxFailed, SandboxUnavailable),
+        (ExitStatusUnavailable, SandboxUnavailable),
+    ],
+)
+def test_a_re_parented_error_keeps_its_former_base(error: type[Exception], former_base: type[Exception]) -> None:
+    # Code (ours or a user's) that caught the former base still catches it.
+    assert issubclass(error, former_base)
+
+
+@pytest.mark.parametrize("error", [UnusableGold, GradingWorkerError, SandboxUnavailable, SandboxFailed])
+def test_an_error_that_crosses_processes_still_pickles(error: type[Exception]) -> None:
+    # UnusableGold comes back from the grading worker process as a pickle.
+    copy = pickle.loads(pickle.dumps(error("ground truth 'x' is not a parsable math answer")))
+    assert type(copy) is error and str(copy) == "ground truth 'x' is not a parsable math answer"
 
 
 class _Model(BaseModel):

@@ -63,7 +63,7 @@ Effect = ModelRequest | ToolRun
 Rollout = Generator[Effect, Any, Trajectory]
 
 
-class ReplayMiss(Exception):
+class ReplayMiss(CassetteError):
     """A request of a rollout is not in the cassette."""
 
     def __init__(self, request: ModelRequest, variant: int) -> None:

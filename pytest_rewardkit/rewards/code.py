@@ -46,6 +46,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pytest_rewardkit.errors import dotted, validation_problems
 from pytest_rewardkit.models import EvaluateResult, Message, MetricResult, excerpt
 from pytest_rewardkit.reward import reward_function
 from pytest_rewardkit.rewards import plain
@@ -156,7 +157,7 @@ def parse_tests(raw: Any) -> list[TestCase]:
         try:
             tests.append(kind.model_validate(item))
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'test'}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(validation_problems(exc, lambda loc: dotted(loc) if loc else "test"))
             raise ValueError(f"tests[{index}] ({kind.__name__}): {problems}") from None
     return tests
 
@@ -584,7 +585,7 @@ def code_reward(
         )
         cases = parse_tests(tests if tests is not None else ground_truth)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(validation_problems(exc))
         return EvaluateResult.invalid(f"code reward params: {problems}")
     except ValueError as exc:
         return EvaluateResult.invalid(f"code reward: {exc}")

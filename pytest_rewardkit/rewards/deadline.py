@@ -26,6 +26,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from pytest_rewardkit.errors import RewardError
+
 T = TypeVar("T")
 
 # A fresh interpreter importing sympy takes about a second, many more on a loaded machine.
@@ -41,7 +43,7 @@ class DeadlineExceeded(BaseException):
     blocks inside third-party graders cannot swallow it."""
 
 
-class GradingWorkerError(RuntimeError):
+class GradingWorkerError(RewardError, RuntimeError):
     """The worker process could not start or died during a call: the grader failed, not the answer."""
 
 

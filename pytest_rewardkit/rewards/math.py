@@ -14,6 +14,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
+from pytest_rewardkit.errors import RewardError
 from pytest_rewardkit.models import EvaluateResult, Message, MetricResult
 from pytest_rewardkit.reward import reward_function
 from pytest_rewardkit.rewards.deadline import DeadlineExceeded, call_with_deadline
@@ -396,7 +397,7 @@ def _is_collection(parsed: tuple[Any, ...]) -> bool:
     return any(isinstance(value, FiniteSet) and len(value) > 1 for value in parsed)
 
 
-class UnusableGold(ValueError):
+class UnusableGold(RewardError, ValueError):
     """The ground truth is not a math answer: the grader's problem, not the response's."""
 
 

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pytest_rewardkit.errors import SandboxError
+
 SandboxMode = Literal["bwrap", "process"]
 
 INSTALL_HINT = (
@@ -14,7 +16,7 @@ INSTALL_HINT = (
 )
 
 
-class SandboxUnavailable(RuntimeError):
+class SandboxUnavailable(SandboxError, RuntimeError):
     """Code cannot be run safely here; the message says how to fix that."""
 
 
