@@ -91,6 +91,12 @@ class Options:
         type=float,
         bounds={"ge": 0.0, "le": 1.0},
     )
+    evaluator: Literal["fireworks-preview"] | None = option(
+        "--rk-evaluator",
+        "after scoring, preview the scored rows remotely with the suite's reward as an evaluator and fail "
+        "on any disagreement or error: fireworks-preview (replays cassettes/<suite>/fireworks-preview/)",
+        choices=("fireworks-preview",),
+    )
     k: list[int] | None = option("--rk-k", "comma-separated k values for pass@k and pass^k, e.g. 1,4")
     limit: int | None = option("--rk-limit", "only the first N rows of each dataset", type=int, bounds={"ge": 1})
     output: Path | None = option(

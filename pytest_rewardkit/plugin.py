@@ -28,6 +28,8 @@ from pytest_rewardkit.state import (
     RAW_OPTIONS_KEY,
     SELECTIONS_KEY,
     SELECTIONS_OUTPUT,
+    SUITE_CONFIGS_KEY,
+    SUITE_CONFIGS_OUTPUT,
     options,
 )
 
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from pytest_rewardkit.baseline import Comparison
     from pytest_rewardkit.collection import BoundCase
     from pytest_rewardkit.evaluation import RowOutcome
+    from pytest_rewardkit.evaluators.run import RunPreview
     from pytest_rewardkit.report import GateVerdict, ResultsWriter, ScoredTwice, Selection, SuiteSummary
     from pytest_rewardkit.testing import FakeChatServer
 
@@ -157,6 +160,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         session.config.workeroutput[SELECTIONS_OUTPUT] = [s.model_dump() for s in found]  # type: ignore[attr-defined]
     else:
         session.config.stash[SELECTIONS_KEY] = found
+    if session.config.stash[RAW_OPTIONS_KEY]["evaluator"] is not None:
+        from pytest_rewardkit.evaluators.run import suite_configs
+
+        rows = [row for item in session.items if (row := collection.row_of(item)) is not None]
+        if hasattr(session.config, "workerinput"):
+            session.config.workeroutput[SUITE_CONFIGS_OUTPUT] = suite_configs(rows)  # type: ignore[attr-defined]
+        else:
+            session.config.stash[SUITE_CONFIGS_KEY] = suite_configs(rows)
     # Rows, settings and the reward's caches live until the end of the run: frozen, they are not
     # re-scanned by every garbage collection the row loop triggers (a third of replay time).
     # Only in runs that hold suites, so that other test suites keep pytest's usual behaviour.
@@ -216,6 +227,7 @@ class RunRecorder:
         self.html: Path | None = None
         self.comparisons: list[Comparison] = []
         self.worker_selections: list[Selection] | None = None
+        self.previews: list[RunPreview] | None = None  # --rk-evaluator's verdicts
         self.skipped: dict[str, int] = {}
         self.verdict_failures = 0
         self.outside_failures: list[str] = []
@@ -244,7 +256,9 @@ class RunRecorder:
         from pytest_rewardkit.report import ResultsWriter, junit_properties
 
         # Only the HTML report shows conversations after the run; the summary needs the figures.
-        keep_texts = self.config.stash[RAW_OPTIONS_KEY].get("html") is not None
+        # --rk-evaluator sends the responses the run scored.
+        raw = self.config.stash[RAW_OPTIONS_KEY]
+        keep_texts = raw.get("html") is not None or raw.get("evaluator") is not None
         for value in ours:
             outcome = RowOutcome.model_validate(value)
             kept = outcome if keep_texts else outcome.without_texts()
@@ -297,6 +311,9 @@ class RunRecorder:
             from pytest_rewardkit.report import Selection
 
             self.worker_selections = [Selection.model_validate(s) for s in found]
+        configs = getattr(node, "workeroutput", {}).get(SUITE_CONFIGS_OUTPUT)
+        if configs is not None:
+            self.config.stash.setdefault(SUITE_CONFIGS_KEY, []).extend(configs)
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         # Ctrl-C, and also a session stopped early (serial or by the xdist controller).
@@ -334,6 +351,13 @@ class RunRecorder:
                 session.exitstatus = self.verdict.exit_status
             else:
                 self.verdict = not_applied(int(exitstatus), _EXIT_WORDS.get(int(exitstatus), "pytest's own status"))
+        if opts.evaluator is not None and self.outcomes and not collect_only:
+            from pytest_rewardkit.evaluators.run import preview_session
+
+            configs: list[list[str]] = self.config.stash.get(SUITE_CONFIGS_KEY, [])
+            self.previews = preview_session(self.config, self.outcomes, configs)
+            if not all(p.ok for p in self.previews) and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.writer is None and self.output is not None and not collect_only:
             self.writer = ResultsWriter(self.output)  # a shard without rows still reports what it selected
         if self.writer is not None:
@@ -345,7 +369,8 @@ class RunRecorder:
                 rows_finished=len(self.outcomes),
                 rows_collected=session.testscollected,
             )
-            self.writer.finish(self.summaries, self.verdict, run, facts, opts.k)
+            previews = [p.model_dump() for p in self.previews] if self.previews is not None else None
+            self.writer.finish(self.summaries, self.verdict, run, facts, opts.k, previews)
         if opts.html is not None and not collect_only:
             from pytest_rewardkit.html_report import report_payload, write_html
 
@@ -387,6 +412,10 @@ class RunRecorder:
                 terminalreporter.write_line(f"results: {self.writer.directory}")
         if self.html is not None:
             terminalreporter.write_line(f"report: {self.html}")
+        for preview in self.previews or []:
+            terminalreporter.write_line(preview.line(), green=preview.ok, red=not preview.ok)
+            for problem in preview.problems:
+                terminalreporter.write_line(f"  {problem}", red=True)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         # The gate's verdict is the run's last line, after pytest's own counts, since it alone
@@ -395,6 +424,12 @@ class RunRecorder:
         if self.verdict is not None and reporter is not None:
             ok = self.verdict.exit_status == 0
             reporter.write_line(self.verdict.line, green=ok, red=not ok, bold=True)
+        if self.previews and reporter is not None:
+            from pytest_rewardkit.evaluators.run import failure_line
+
+            line = failure_line(self.previews)
+            if line is not None:
+                reporter.write_line(line, red=True, bold=True)
 
 
 _EXIT_WORDS = {

@@ -606,6 +606,7 @@ class ResultsWriter:
         run: RunStatus | None = None,
         facts: RunFacts | None = None,
         ks: list[int] | None = None,
+        remote_preview: list[dict[str, Any]] | None = None,
     ) -> None:
         self._file.close()
         self._outcomes.close()
@@ -616,6 +617,8 @@ class ResultsWriter:
             # What merge needs to rebuild these figures from several shards' folders.
             "facts": {**_sorted_facts(facts or RunFacts()).model_dump(mode="json"), "k": ks},
         }
+        if remote_preview is not None:  # --rk-evaluator's per (suite, dataset, model) verdicts
+            payload["remote_preview"] = remote_preview
         target = self.directory / "summary.json"
         tmp = target.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -29,6 +29,9 @@ OUTCOME_KEY: pytest.StashKey[RowOutcome] = pytest.StashKey()  # on an item, once
 DESELECTED_KEY: pytest.StashKey[dict[tuple[str, str, str], set[str]]] = pytest.StashKey()
 SELECTIONS_KEY: pytest.StashKey[list[Selection]] = pytest.StashKey()
 SELECTIONS_OUTPUT = "rewardkit_selections"
+# --rk-evaluator: each suite key's YAML file, for the controller to reload the suite (likewise sent).
+SUITE_CONFIGS_KEY = pytest.StashKey[list[list[str]]]()
+SUITE_CONFIGS_OUTPUT = "rewardkit_suite_configs"
 
 
 def options(config: pytest.Config) -> Options:

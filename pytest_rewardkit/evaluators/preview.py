@@ -83,6 +83,7 @@ class PreviewSettings:
     concurrency: int = 4
     api_base: str = "https://api.fireworks.ai"
     account_id: str = "-"
+    prefix: str = ""  # before each batch cassette's name: the model whose responses a pytest run previews
 
 
 def sample_for(case: Case) -> dict[str, Any]:
@@ -98,7 +99,7 @@ def sample_for(case: Case) -> dict[str, Any]:
 
 
 def batch_tape(settings: PreviewSettings, suite: str, number: int) -> Tape:
-    path = cassette_path(settings.cassette_root, suite, PREVIEW_ALIAS, f"batch-{number:04d}")
+    path = cassette_path(settings.cassette_root, suite, PREVIEW_ALIAS, f"{settings.prefix}batch-{number:04d}")
     return Tape(path, settings.record_mode)
 
 
@@ -176,7 +177,17 @@ def preview(
     """Score every row locally and remotely and compare; never raises for a row or a call
     (a suite that cannot be packaged raises PackagingError before anything is sent)."""
     package = package or package_settings(settings)
-    scored = local_verdicts(settings, entries)
+    return send(settings.suite, package, local_verdicts(settings, entries), preview_settings, credentials)
+
+
+def send(
+    suite: str,
+    package: EvaluatorPackage,
+    scored: list[tuple[SampleVerdict, Case | None]],
+    preview_settings: PreviewSettings,
+    credentials: Credentials | None,
+) -> PreviewReport:
+    """Each locally scored sample (its case None when it cannot be sent) previewed remotely, in batches."""
     sendable = [(verdict, case) for verdict, case in scored if case is not None]
     size = preview_settings.batch_size
     batches = [sendable[i : i + size] for i in range(0, len(sendable), size)]
@@ -188,8 +199,9 @@ def preview(
             )
             await _preview_batches(client, package, batches, preview_settings)
 
-    asyncio.run(run())
+    if batches:
+        asyncio.run(run())
     for verdict, case in scored:
-        if case is None:
+        if case is None and verdict.remote_error is None:
             verdict.remote_error = "not sent: the row has no response to score"
-    return PreviewReport(suite=settings.suite, verdicts=[verdict for verdict, _ in scored])
+    return PreviewReport(suite=suite, verdicts=[verdict for verdict, _ in scored])

@@ -1,0 +1,137 @@
+"""`--rk-evaluator=fireworks-preview` on a pytest run: the scored rows previewed remotely (replayed
+from the batch cassettes), serial and -n 2; a disagreement or an error fails the run naming the rows."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pytest_rewardkit.__main__ import main
+from pytest_rewardkit.testing import FakeChatServer
+
+ROOT = Path(__file__).parent.parent
+KEY = "fw-evaluator-run-test-key-0123456789"
+
+REWARD = textwrap.dedent(
+    """
+    import os
+
+    from pytest_rewardkit import EvaluateResult, reward_function
+
+
+    @reward_function
+    def here_only(messages, ground_truth=None, **kwargs):
+        # 1 where RK_LOCAL_ONLY is set (the changed local reward), 0 in the evaluator's environment.
+        return EvaluateResult(score=float(bool(os.environ.get("RK_LOCAL_ONLY"))), reason="env")
+    """
+)
+
+
+@pytest.fixture(params=[False, True], ids=["serial", "xdist"])
+def xdist(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+def run(pytester: pytest.Pytester, xdist: bool, *args: str | Path) -> pytest.RunResult:
+    common = ["-p", "no:cacheprovider", "--rk-evaluator=fireworks-preview", *map(str, args)]
+    if xdist:
+        return pytester.runpytest_subprocess("-n", "2", *common)
+    return pytester.runpytest(*common)
+
+
+@pytest.fixture
+def math_suite(quiet_pytester: pytest.Pytester) -> Path:
+    """examples/math's suite file and its first rows, under the pytester directory."""
+    folder = quiet_pytester.path / "math"
+    folder.mkdir()
+    shutil.copy(ROOT / "examples" / "math" / "rewardkit.yaml", folder)
+    lines = (ROOT / "examples" / "math" / "dataset.jsonl").read_text(encoding="utf-8").splitlines()[:30]
+    (folder / "dataset.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_examples_math_replays_from_the_committed_preview_cassettes_and_agrees(
+    quiet_pytester: pytest.Pytester, math_suite: Path, xdist: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FIREWORKS_API_KEY", raising=False)
+    output = quiet_pytester.path / "out"
+    # One batch of 25 rows, as the committed cassettes hold them.
+    result = run(quiet_pytester, xdist, "math", "--rk-limit", "25", "--rk-cassette-dir", ROOT / "cassettes",
+                 "--rk-output", output)  # fmt: skip
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines(["math [[]dataset[]] *: remote preview: 25 agree, 0 disagree, 0 errors"])
+    summary = json.loads((output / "summary.json").read_text(encoding="utf-8"))
+    assert summary["remote_preview"] == [
+        {
+            "suite": "math",
+            "dataset": "math/dataset.jsonl",
+            "model": "dataset",
+            "agree": 25,
+            "disagree": 0,
+            "errors": 0,
+            "rows": [],
+            "problems": [],
+        }
+    ]
+
+
+def test_rows_without_a_recorded_batch_are_errors_never_scores(
+    quiet_pytester: pytest.Pytester, math_suite: Path, xdist: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FIREWORKS_API_KEY", raising=False)
+    result = run(quiet_pytester, xdist, "math", "--rk-limit", "2", "--rk-cassette-dir", ROOT / "cassettes",
+                 "--rk-output", "")  # fmt: skip
+    assert result.ret == 1
+    out = result.stdout.str()
+    assert "2 passed" in out and "remote preview: 0 agree, 0 disagree, 2 errors" in out
+    result.stdout.fnmatch_lines(["  gsm8k-test-0000, gsm8k-test-0001: ERROR: batch 0: no recorded request in *"])
+    result.stdout.fnmatch_lines(["*remote preview failed*gsm8k-test-0000*"])
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("FIREWORKS_API_KEY", KEY)
+    monkeypatch.setenv("FIREWORKS_ACCOUNT_ID", "my-account")
+    fake = FakeChatServer(api_key=KEY)
+    fake.evaluators.preview_timeout = 30
+    with fake.running() as base_url:
+        yield base_url.removesuffix("/v1")
+
+
+def test_a_local_reward_changed_since_the_recording_disagrees_and_fails_naming_the_row(
+    quiet_pytester: pytest.Pytester, server: str, xdist: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = quiet_pytester.path / "changed"
+    folder.mkdir()
+    (folder / "rk_changed_reward.py").write_text(REWARD, encoding="utf-8")
+    config = {"name": "changed", "reward": {"name": "rk_changed_reward:here_only"}, "threshold": 0.5}
+    (folder / "rewardkit.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    rows = [
+        {"id": f"r{i}", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+        for i in range(2)
+    ]
+    (folder / "dataset.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    cassettes = quiet_pytester.path / "cassettes"
+    # Recorded while local and remote agree (0 and 0).
+    preview = ["evaluator", "preview", str(folder), "--api-base", server, "--cassette-dir", str(cassettes)]
+    assert main([*preview, "--record-mode", "new_episodes"]) == 0
+    monkeypatch.delenv("FIREWORKS_API_KEY")  # the run replays: it needs no key and opens no socket
+    monkeypatch.setenv("RK_LOCAL_ONLY", "1")
+    result = run(quiet_pytester, xdist, "changed", "--rk-cassette-dir", cassettes, "--rk-output", "")
+    assert result.ret == 1, result.stdout.str()[-3000:]
+    out = result.stdout.str()
+    assert "2 passed" in out and "remote preview: 0 agree, 2 disagree, 0 errors" in out
+    result.stdout.fnmatch_lines(["  r0: DISAGREE: remote 0.0 != local 1.0", "  r1: DISAGREE: remote 0.0 != local 1.0"])
+    result.stdout.fnmatch_lines(["*remote preview failed*changed*r0, r1*"])
+
+
+def test_an_invalid_evaluator_is_a_usage_error(quiet_pytester: pytest.Pytester) -> None:
+    result = quiet_pytester.runpytest("--rk-evaluator=fireworks")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--rk-evaluator: invalid choice: 'fireworks' (choose from 'fireworks-preview')*"])
