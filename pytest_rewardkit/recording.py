@@ -259,6 +259,12 @@ class RowCassette:
                     f"{path}: interaction {number} is malformed ({type(exc).__name__}: {exc}); "
                     "delete the file and re-record"
                 ) from exc
+        if "version" not in data:
+            # vcrpy writes it after every interaction: a file cut short at a line end still parses.
+            raise CassetteError(
+                f"{path}:{text.count(chr(10)) + 1}: truncated or corrupt cassette (it ends before vcrpy's "
+                "closing 'version: 1'); delete it and re-record with --record-mode=new_episodes"
+            )
         return cls(path, interactions, exists=True)
 
     def recorded_choices(self, key: str) -> list[dict[str, Any]]:

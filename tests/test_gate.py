@@ -644,3 +644,21 @@ def test_threshold_out_of_range_says_what_is_allowed(quiet_pytester: pytest.Pyte
     result = quiet_pytester.runpytest("--rk-threshold", value)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--rk-threshold: expected a number from 0 to 1" in result.stderr.str()
+
+
+# --- item 13: truncated cassettes -----------------------------------------------------------------
+
+
+def test_a_truncated_cassette_is_diagnosed_as_truncated_naming_file_and_line(tmp_path: Path) -> None:
+    from pytest_rewardkit.errors import CassetteError
+    from pytest_rewardkit.recording import RowCassette
+
+    committed = next((Path(__file__).parent.parent / "cassettes" / "math" / "gpt3-gsm8k-solutions").glob("*.yaml"))
+    lines = committed.read_text(encoding="utf-8").splitlines(keepends=True)
+    assert RowCassette.load(committed).interactions  # the whole file reads
+    cut = tmp_path / "cut.yaml"
+    for keep in (len(lines) - 1, len(lines) // 2, 3):
+        cut.write_text("".join(lines[:keep]), encoding="utf-8")
+        with pytest.raises(CassetteError, match=rf"{cut}(:\d+)?: (truncated|corrupt|interaction)") as caught:
+            RowCassette.load(cut)
+        assert "no recorded request matches" not in str(caught.value)
