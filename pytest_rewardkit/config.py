@@ -272,7 +272,6 @@ class Settings(BaseModel):
     aggregate: Aggregate
     model: str | None
     n: int
-    ks: list[int]
     sampling: SamplingParams
     base_url: str | None
     model_aliases: dict[str, str]
@@ -297,20 +296,17 @@ def combine(config_path: Path, config: SuiteConfig, options: Options, root: Path
     """The suite's settings with the command line applied; `root` makes the dataset label relative."""
     model = options.model or config.generation.model
     n = (options.n or config.generation.n) if model else 1
-    ks = options.k or sorted({1, n})
-    if max(ks) > n:
+    # The report reads pass@k for --rk-k (default: 1 and n); only --rk-k can ask for more than n.
+    k = max(options.k or [n])
+    if k > n:
         # The advice must work as given: without a model each row has one stored response, and
         # --rk-n alone needs --rk-model.
         fix = (
             "lower --rk-k or raise --rk-n"
             if model
-            else (
-                f"lower --rk-k to 1, or generate {max(ks)} responses per row with --rk-model <model> --rk-n {max(ks)}"
-            )
+            else f"lower --rk-k to 1, or generate {k} responses per row with --rk-model <model> --rk-n {k}"
         )
-        raise ConfigError(
-            f"{config_path}: pass@{max(ks)} needs at least {max(ks)} variants per row, but n is {n}; {fix}"
-        )
+        raise ConfigError(f"{config_path}: pass@{k} needs at least {k} variants per row, but n is {n}; {fix}")
     gen = config.generation
     dataset_path = config_path.parent / config.dataset
     try:
@@ -328,7 +324,6 @@ def combine(config_path: Path, config: SuiteConfig, options: Options, root: Path
         aggregate=config.aggregate,
         model=model,
         n=n,
-        ks=ks,
         sampling=SamplingParams(
             temperature=gen.temperature if options.temperature is None else options.temperature,
             top_p=gen.top_p if options.top_p is None else options.top_p,

@@ -44,7 +44,6 @@ from pytest_rewardkit.suite import load_suite
 
 TOKEN_ENV = "REWARDKIT_SERVER_TOKEN"
 MIN_TOKEN_LENGTH = 16
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
 # Fields a sample may always carry; others only when the suite's own rows carry them.
 SAMPLE_FIELDS = frozenset({"messages", "ground_truth", "tools"})
 

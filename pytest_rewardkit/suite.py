@@ -8,7 +8,7 @@ from pathlib import Path
 from pytest_rewardkit.config import Settings, combine, load_suite_config
 from pytest_rewardkit.dataset import DatasetEntry, read_dataset
 from pytest_rewardkit.errors import ConfigError, DatasetError
-from pytest_rewardkit.evaluation import Case, ResponseSource, RowOutcome, evaluate_case
+from pytest_rewardkit.evaluation import Case, RowOutcome, evaluate_case
 from pytest_rewardkit.options import Options
 from pytest_rewardkit.state import CONFIG_NAMES
 
@@ -54,16 +54,11 @@ def run_suite(
     path: Path,
     options: Options | None = None,
     dataset: Path | None = None,
-    source: ResponseSource | None = None,
 ) -> list[RowOutcome]:
-    """Score every valid row of a suite, in file order. `dataset` replaces the suite's data file
-    (e.g. a deliberately wrong response set); `source` supplies responses instead of the rows."""
+    """Score every valid row of a suite's stored responses, in file order. `dataset` replaces the
+    suite's data file (e.g. a deliberately wrong response set)."""
     settings, entries = load_suite(path, options)
     if dataset is not None:
         settings = settings.model_copy(update={"dataset_path": dataset, "dataset_label": str(dataset)})
         entries = read_dataset(dataset, settings.limit)
-    return [
-        evaluate_case(Case(settings=settings, row=e.row, row_id=e.row_id, source=source))
-        for e in entries
-        if e.row is not None
-    ]
+    return [evaluate_case(Case(settings=settings, row=e.row, row_id=e.row_id)) for e in entries if e.row is not None]

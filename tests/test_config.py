@@ -137,13 +137,7 @@ def test_combine_without_options_keeps_the_file_settings(tmp_path: Path) -> None
     assert settings.suite == "suites/algebra"  # the folder's path from the rootdir: unique in the run
     assert settings.dataset_path == tmp_path / "suites" / "algebra" / "dataset.jsonl"
     assert settings.dataset_label == "suites/algebra/dataset.jsonl"
-    assert (settings.threshold, settings.system_prompt, settings.model, settings.n, settings.ks) == (
-        0.75,
-        "be brief",
-        None,
-        1,
-        [1],
-    )
+    assert (settings.threshold, settings.system_prompt, settings.model, settings.n) == (0.75, "be brief", None, 1)
 
 
 def test_the_suite_name_setting_wins_over_the_folder_name(tmp_path: Path) -> None:
@@ -158,14 +152,15 @@ def test_threshold_and_limit_come_from_the_command_line(tmp_path: Path) -> None:
 
 def test_without_a_model_each_row_has_one_response_whatever_the_file_says(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, Options(), generation={"n": 8})
-    assert (settings.model, settings.n, settings.ks) == (None, 1, [1])
+    # The report's pass@k are for 1 and n, so pass@1 only.
+    assert (settings.model, settings.n) == (None, 1)
 
 
 def test_model_and_n_from_the_file_and_from_the_command_line(tmp_path: Path) -> None:
     from_file = settings_for(tmp_path, Options(), generation={"model": "m-file", "n": 4})
-    assert (from_file.model, from_file.n, from_file.ks) == ("m-file", 4, [1, 4])
+    assert (from_file.model, from_file.n) == ("m-file", 4)
     from_cli = settings_for(tmp_path, Options(model="m-cli", n=2, k=[2]), generation={"model": "m-file", "n": 4})
-    assert (from_cli.model, from_cli.n, from_cli.ks) == ("m-cli", 2, [2])
+    assert (from_cli.model, from_cli.n) == ("m-cli", 2)  # --rk-k 2 <= n: accepted; the report reads it
 
 
 def test_k_above_the_suites_n_is_refused_naming_the_file(tmp_path: Path) -> None:
