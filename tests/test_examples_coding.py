@@ -55,3 +55,33 @@ def test_shuffled_responses_score_near_zero(tmp_path: Path) -> None:
     assert all(o.error is None for o in outcomes), [o.verdict_message() for o in outcomes if o.error][:3]
     mean = sum(o.reward or 0.0 for o in outcomes) / len(outcomes)
     assert mean <= 0.05, [o.verdict_message() for o in outcomes if o.passed]
+
+
+# A wrong answer, with the prompt's helper redefined to agree with it: the check must call the
+# prompt's own helper (trusted, from the dataset), never the response's.
+FORGED_HELPERS = {
+    "HumanEval-32": "def poly(xs, x):\n    return 0.0\n\n\ndef find_zero(xs):\n    return 12345.0\n",
+    "HumanEval-38": "def encode_cyclic(s):\n    return s\n\n\ndef decode_cyclic(s):\n    return s\n",
+    "HumanEval-50": "def encode_shift(s):\n    return s\n\n\ndef decode_shift(s):\n    return s\n",
+}
+
+
+def test_response_redefining_the_prompts_helper_scores_zero(tmp_path: Path) -> None:
+    rows = [row for row in rows_of(SUITE) if row["id"] in FORGED_HELPERS]
+    assert len(rows) == 3
+    forged = [
+        {
+            **row,
+            "messages": [
+                *row["messages"][:-1],  # type: ignore[index]
+                {"role": "assistant", "content": "```python\n" + FORGED_HELPERS[str(row["id"])] + "```"},
+            ],
+        }
+        for row in rows
+    ]
+    path = tmp_path / "forged.jsonl"
+    write_dataset(path, forged)
+    outcomes = run_suite(SUITE, dataset=path)
+    assert [(o.row_id, o.reward) for o in outcomes] == [(row["id"], 0.0) for row in rows], [
+        o.verdict_message() for o in outcomes
+    ]

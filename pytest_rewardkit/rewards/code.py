@@ -16,7 +16,9 @@ of three kinds, told apart by their keys.
 - check: `{"check": "assert add(1, 2) == 3"}`: HumanEval's `check(candidate)` style. The check is
   trusted code and runs in a sandbox of its own; the code runs in another. Each function of the
   code's that the check names is a stub there, which sends the arguments to the code's process
-  and rebuilds the answer from plain data. The test passes when the check returns.
+  and rebuilds the answer from plain data. The test passes when the check returns. Names the
+  check defines itself are its own, never stubs: a helper the check relies on (HumanEval's `poly`,
+  `encode_cyclic`) belongs in the check's code, so a response redefining it cannot steer the check.
 
 Expected values never enter the code's sandbox, and the verdict is decided where the code cannot
 reach: no exit status, output line, marker, stack frame, patched builtin or object with a rigged
