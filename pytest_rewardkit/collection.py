@@ -12,7 +12,7 @@ import pytest
 
 from pytest_rewardkit import suite
 from pytest_rewardkit.auth import AuthError, find_api_key
-from pytest_rewardkit.config import Settings
+from pytest_rewardkit.config import GateSpec, Settings
 from pytest_rewardkit.dataset import DatasetEntry
 from pytest_rewardkit.errors import ConfigError, RewardkitError, RowError, SessionStop
 from pytest_rewardkit.evaluation import (
@@ -211,6 +211,12 @@ def row_of(item: pytest.Item) -> tuple[Settings, str] | None:
     return None
 
 
+def suite_of(item: pytest.Item) -> str:
+    """The "suite/dataset/model" a row item counts under ('' for any other item)."""
+    row = row_of(item)
+    return "/".join(suite_key(row[0])) if row is not None else ""
+
+
 def selections(items: list[pytest.Item], deselected: dict[tuple[str, str, str], set[str]]) -> list[Selection]:
     """Per (suite, dataset, model): how many rows were selected to run, and how many the user
     deselected. Rows, not items: a row a YAML item and a marked test both cover is one row."""
@@ -218,6 +224,7 @@ def selections(items: list[pytest.Item], deselected: dict[tuple[str, str, str], 
 
     chosen: dict[tuple[str, str, str], set[str]] = {}
     limits: dict[tuple[str, str, str], int | None] = {}
+    gates: dict[tuple[str, str, str], GateSpec | None] = {}
     for item in items:
         found = row_of(item)
         if found is not None:
@@ -225,6 +232,7 @@ def selections(items: list[pytest.Item], deselected: dict[tuple[str, str, str], 
             key = suite_key(settings)
             chosen.setdefault(key, set()).add(row_id)
             limits[key] = settings.limit
+            gates[key] = settings.gate
     return [
         Selection(
             suite=key[0],
@@ -233,6 +241,7 @@ def selections(items: list[pytest.Item], deselected: dict[tuple[str, str, str], 
             selected=len(chosen.get(key, ())),
             deselected=len(deselected.get(key, set()) - chosen.get(key, set())),
             limit=limits.get(key),
+            gate=gates.get(key),
         )
         for key in sorted(chosen.keys() | deselected.keys())
     ]

@@ -93,6 +93,16 @@ class Price(_Strict):
         return ((stats.prompt_tokens or 0) * self.prompt + (stats.completion_tokens or 0) * self.completion) / 1e6
 
 
+class GateSpec(_Strict):
+    """The bar a suite's (dataset, model) must clear: `gate:` in its YAML, or the command line's
+    --rk-min-pass-rate / --rk-max-error-rate, which override it for every suite."""
+
+    min_pass_rate: float = Field(ge=0.0, le=1.0)
+    max_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    # lower_bound asks for evidence, not luck: the pass rate's 95% Wilson interval must clear the bar.
+    on: Literal["point", "lower_bound"] = "point"
+
+
 class SuiteConfig(_Strict):
     """`rewardkit.yaml`: what a suite scores and how."""
 
@@ -110,6 +120,7 @@ class SuiteConfig(_Strict):
     models: dict[str, str] = Field(default_factory=dict, description="extra model aliases")
     prices: dict[str, Price] = Field(default_factory=dict, description="per model alias or name: cost per 1M tokens")
     environment: EnvironmentSpec | None = None
+    gate: GateSpec | None = None
 
 
 def describe_validation_error(exc: ValidationError, where: str, what: str = "settings") -> str:
@@ -128,6 +139,10 @@ def load_suite_config(path: Path) -> SuiteConfig:
     for section in ("reward", "environment"):
         if isinstance(data.get(section), str):
             data[section] = {"name": data[section]}
+    gate = data.get("gate")
+    if isinstance(gate, dict) and True in gate and "on" not in gate:
+        # YAML 1.1 reads a bare `on:` key as the boolean true; the gate's `on:` is meant.
+        gate["on"] = gate.pop(True)
     try:
         return SuiteConfig.model_validate(data)
     except ValidationError as exc:
@@ -279,6 +294,7 @@ class Settings(BaseModel):
     limit: int | None
     group_by: list[str]
     environment: EnvironmentSpec | None = None
+    gate: GateSpec | None = None
 
 
 def suite_label(config_path: Path, root: Path | None) -> str:
@@ -336,4 +352,17 @@ def combine(config_path: Path, config: SuiteConfig, options: Options, root: Path
         limit=options.limit,
         group_by=options.group_by,
         environment=config.environment,
+        gate=resolve_gate(config.gate, options),
+    )
+
+
+def resolve_gate(gate: GateSpec | None, options: Options) -> GateSpec | None:
+    """The suite's gate: the command line's bar, when given, overrides the YAML's for every suite
+    (the YAML's `on:` still says how the pass rate is read)."""
+    if options.min_pass_rate is None:
+        return gate
+    return GateSpec(
+        min_pass_rate=options.min_pass_rate,
+        max_error_rate=options.max_error_rate or 0.0,
+        on=gate.on if gate is not None else "point",
     )

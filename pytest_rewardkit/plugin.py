@@ -128,12 +128,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     # Marks on the report (which crosses from xdist workers as is) what the controller's gate
     # needs: which failures are a row's own verdict, the only ones it may judge, and which
     # skipped items were rows.
+    # The verdict carries its suite: a gate forgives only the rows of the suites it gates.
     if report.failed and call.excinfo is not None and collection.is_verdict(call.excinfo.value):
-        report.rewardkit_verdict = True  # type: ignore[attr-defined]
-    elif report.skipped and (row := collection.row_of(item)) is not None:
-        from pytest_rewardkit.evaluation import suite_key
-
-        report.rewardkit_skipped = "/".join(suite_key(row[0]))  # type: ignore[attr-defined]
+        report.rewardkit_verdict = collection.suite_of(item)  # type: ignore[attr-defined]
+    elif report.skipped and (suite := collection.suite_of(item)):
+        report.rewardkit_skipped = suite  # type: ignore[attr-defined]
     return report
 
 
@@ -229,7 +228,7 @@ class RunRecorder:
         self.worker_selections: list[Selection] | None = None
         self.previews: list[RunPreview] | None = None  # --rk-evaluator's verdicts
         self.skipped: dict[str, int] = {}
-        self.verdict_failures = 0
+        self.verdict_failures: dict[str, int] = {}  # by "suite/dataset/model"
         self.outside_failures: list[str] = []
         self.collection_errors: list[str] = []
         self.scored: dict[tuple[str, ...], tuple[str, int]] = {}  # row -> (node id, index in outcomes)
@@ -239,8 +238,8 @@ class RunRecorder:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.failed:
-            if getattr(report, "rewardkit_verdict", False):
-                self.verdict_failures += 1
+            if (suite := getattr(report, "rewardkit_verdict", None)) is not None:
+                self.verdict_failures[suite] = self.verdict_failures.get(suite, 0) + 1
             elif report.nodeid not in self.outside_failures:
                 self.outside_failures.append(report.nodeid)
         elif report.skipped and (key := getattr(report, "rewardkit_skipped", None)):
@@ -323,13 +322,19 @@ class RunRecorder:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         opts = options(self.config)
         collect_only = session.config.option.collectonly
-        gated = (opts.min_pass_rate is not None or opts.max_regressions is not None) and not collect_only
+        selections = self._selections()
+        gated = (
+            opts.min_pass_rate is not None
+            or opts.max_regressions is not None
+            or any(s.gate is not None for s in selections)
+        ) and not collect_only
         asked = opts.html is not None or opts.shard is not None or opts.baseline is not None
         if not self.outcomes and not gated and not asked:
             return  # no suite ran and nothing asked for: nothing to say
-        from pytest_rewardkit.report import GateSpec, ResultsWriter, annotate, gate, not_applied, summarize
+        from pytest_rewardkit.config import GateSpec
+        from pytest_rewardkit.report import ResultsWriter, annotate, gate, not_applied, summarize
 
-        facts = self._facts(session)
+        facts = self._facts(session, selections, opts.min_pass_rate is not None or opts.max_regressions is not None)
         # Computed once here; the terminal summary, printed after this hook, shows the same figures.
         self.summaries = annotate(summarize(self.outcomes, opts.k), facts)
         regressions: list[str] = []
@@ -346,7 +351,14 @@ class RunRecorder:
                 regressions = regression_reasons(self.comparisons, opts.max_regressions)
         if gated:
             if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-                spec = GateSpec(min_pass_rate=opts.min_pass_rate or 0.0, max_error_rate=opts.max_error_rate or 0.0)
+                # A command-line gate (a pass rate, or regressions alone) covers every suite,
+                # including rows no selection record names; without one, only suites with a
+                # `gate:` are gated.
+                spec = (
+                    GateSpec(min_pass_rate=opts.min_pass_rate or 0.0, max_error_rate=opts.max_error_rate or 0.0)
+                    if opts.min_pass_rate is not None or opts.max_regressions is not None
+                    else None
+                )
                 self.verdict = gate(self.summaries, spec, facts, regressions)
                 session.exitstatus = self.verdict.exit_status
             else:
@@ -378,17 +390,33 @@ class RunRecorder:
             write_html(opts.html, payload)
             self.html = opts.html
 
-    def _facts(self, session: pytest.Session) -> Any:
+    def _selections(self) -> list[Selection]:
+        """What each (suite, model) was meant to score and its gate, from this process or, under
+        xdist, from a worker's report (the controller collects nothing)."""
+        if self.worker_selections is not None:
+            return self.worker_selections
+        selections: list[Selection] = self.config.stash.get(SELECTIONS_KEY, [])
+        return selections
+
+    def _facts(self, session: pytest.Session, selections: list[Selection], all_gated: bool) -> Any:
         from pytest_rewardkit.report import RunFacts
 
-        selections = self.worker_selections
-        if selections is None:
-            selections = self.config.stash.get(SELECTIONS_KEY, [])
+        gated = {"/".join(s.key) for s in selections if s.gate is not None}
+        names = {"/".join(s.key): f"{s.suite}/{s.model}" for s in selections}
+        # A row's verdict is the gate's to judge only when its suite has a gate; "" is a verdict
+        # whose suite is unknown, judged only by a gate over every suite.
+        ungated = {
+            names.get(key, key or "(unknown suite)"): count
+            for key, count in self.verdict_failures.items()
+            if not all_gated and key not in gated
+        }
         # pytest's count of failures (reports and collection errors) also covers any that were
         # not seen as reports here; whatever is not a row's verdict is outside the gate.
-        outside = max(session.testsfailed - self.verdict_failures - len(self.collection_errors), 0)
+        verdicts = sum(self.verdict_failures.values())
+        outside = max(session.testsfailed - verdicts - len(self.collection_errors), 0)
         return RunFacts(
             selections=selections,
+            ungated_rows=ungated,
             skipped=self.skipped,
             deselected_by=_deselecting_options(self.config),
             stopped=str(session.shouldfail or session.shouldstop) if session.shouldfail or session.shouldstop else None,

@@ -14,11 +14,12 @@ from typing import IO, Any
 
 from pydantic import BaseModel, computed_field
 
+from pytest_rewardkit.config import GateSpec
 from pytest_rewardkit.evaluation import MISSING, RowOutcome
 from pytest_rewardkit.models import excerpt
 
 
-def wilson_interval(successes: int, total: int, z: float = 1.959964) -> tuple[float, float]:
+def wilson_interval(successes: float, total: int, z: float = 1.959964) -> tuple[float, float]:
     """95% Wilson score interval: sane at 0%, 100% and small samples, unlike the normal one."""
     if total == 0:
         return 0.0, 1.0
@@ -204,6 +205,7 @@ class Selection(BaseModel):
     selected: int = 0
     deselected: int = 0
     limit: int | None = None
+    gate: GateSpec | None = None  # the suite's own gate (YAML, or the command line's override)
 
     @property
     def key(self) -> SuiteKey:
@@ -219,6 +221,7 @@ class RunFacts(BaseModel):
     stopped: str | None = None  # pytest stopped early (-x, --maxfail): its reason
     outside_failures: list[str] = []  # failed tests that are not rows' verdicts
     outside_failure_count: int = 0  # pytest's count, which also covers what the names miss
+    ungated_rows: dict[str, int] = {}  # by "suite/dataset/model": low or errored rows no gate judges
     collection_errors: list[str] = []
     scored_twice: list[ScoredTwice] = []
 
@@ -270,13 +273,6 @@ def _empty_summary(key: SuiteKey) -> SuiteSummary:
     )
 
 
-class GateSpec(BaseModel):
-    """The bar a (dataset, model) must clear."""
-
-    min_pass_rate: float
-    max_error_rate: float = 0.0
-
-
 class GateVerdict(BaseModel):
     min_pass_rate: float | None
     max_error_rate: float | None
@@ -287,14 +283,22 @@ class GateVerdict(BaseModel):
 
 
 def gate(
-    summaries: list[SuiteSummary], spec: GateSpec, facts: RunFacts | None = None, regressions: Sequence[str] = ()
+    summaries: list[SuiteSummary],
+    spec: GateSpec | None,
+    facts: RunFacts | None = None,
+    regressions: Sequence[str] = (),
 ) -> GateVerdict:
-    """Met when the run is complete and every (dataset, model) reaches the pass rate with no
-    more errored rows than tolerated and no significant `regressions` against a baseline
-    (see baseline.regression_reasons). Nothing evaluated never meets it. The exit status is 0
-    only when the gate is met and nothing outside it (an ordinary test, a collection error)
-    failed: the gate forgives low rewards, never anything else."""
+    """Met when the run is complete and every gated (dataset, model) reaches its pass rate (its
+    point estimate, or with `on: lower_bound` its 95% interval's lower bound) with no more errored
+    rows than tolerated and no significant `regressions` against a baseline (see
+    baseline.regression_reasons). A suite's own gate travels in its selection record; `spec`
+    covers the rest (None: they are not gated). Nothing evaluated never meets it. The exit
+    status is 0 only when the gate is met and nothing outside it (an ordinary test, a collection
+    error, a low row of an ungated suite) failed: the gate forgives low rewards of the suites it
+    gates, never anything else."""
     facts = facts or RunFacts()
+    own = gate_specs(facts.selections)
+    gated = [(s, g) for s in summaries if (g := own.get((s.suite, s.dataset, s.model), spec)) is not None]
     reasons: list[str] = []
     if facts.stopped:
         reasons.append(f"stopped early: {facts.stopped}")
@@ -314,31 +318,45 @@ def gate(
     if conflicts:
         shown = ", ".join(conflicts[:3]) + (f" and {len(conflicts) - 3} more" if len(conflicts) > 3 else "")
         reasons.append(f"conflicting verdicts: {shown}")
-    if not any(s.rows for s in summaries):
+    if not any(s.rows for s, _ in gated):
         reasons.append("no rows were evaluated")
-    below = [f"{s.suite}/{s.model} {s.pass_rate:.1%}" for s in summaries if s.rows and s.pass_rate < spec.min_pass_rate]
+    bars = {(g.min_pass_rate, g.max_error_rate, g.on) for _, g in gated}
+    # One bar over every suite reads as one; anything else names each suite's own.
+    uniform = len(bars) <= 1 and len(gated) == len(summaries) and all(g.on == "point" for _, g in gated)
+    below = [_below(s, g, uniform) for s, g in gated if s.rows and _judged_rate(s, g) < g.min_pass_rate]
     if below:
-        reasons.append(f"min pass rate {spec.min_pass_rate:.1%}; below: {', '.join(below)}")
+        reasons.append(
+            f"min pass rate {gated[0][1].min_pass_rate:.1%}; below: {', '.join(below)}"
+            if uniform
+            else (f"below: {'; '.join(below)}")
+        )
     errored = [
         f"{s.suite}/{s.model} {s.errored} of {s.rows} rows ({s.error_rate:.1%})"
-        for s in summaries
-        if s.rows and s.error_rate > spec.max_error_rate
+        + ("" if uniform else (f" > max {g.max_error_rate:.1%}"))
+        for s, g in gated
+        if s.rows and s.error_rate > g.max_error_rate
     ]
     if errored:
-        reasons.append(f"errored: {', '.join(errored)} > max {spec.max_error_rate:.1%}")
+        reasons.append(
+            f"errored: {', '.join(errored)}" + (f" > max {gated[0][1].max_error_rate:.1%}" if uniform else "")
+        )
     reasons.extend(regressions)
     met = not reasons
     outside = _outside(facts)
     exit_status = 0 if met and not outside else 1
+    single = gated[0][1] if uniform and gated else None
     if met:
-        line = f"rewardkit gate: PASSED (every pass rate >= {spec.min_pass_rate:.1%}, error rate <= "
-        line += f"{spec.max_error_rate:.1%})"
+        if single is not None:
+            bar = f"every pass rate >= {single.min_pass_rate:.1%}, error rate <= {single.max_error_rate:.1%}"
+        else:
+            bar = "; ".join(f"{s.suite}/{s.model} {_bar(g)}" for s, g in gated)
+        line = f"rewardkit gate: PASSED ({bar})"
         line += f"; exit 1: {outside}" if outside else " -> exit 0"
     else:
         line = f"rewardkit gate: FAILED ({'; '.join(reasons)}) -> exit 1"
     return GateVerdict(
-        min_pass_rate=spec.min_pass_rate,
-        max_error_rate=spec.max_error_rate,
+        min_pass_rate=single.min_pass_rate if single else None,
+        max_error_rate=single.max_error_rate if single else None,
         met=met,
         reasons=reasons,
         exit_status=exit_status,
@@ -346,9 +364,64 @@ def gate(
     )
 
 
+def gate_specs(selections: Sequence[Selection]) -> dict[SuiteKey, GateSpec]:
+    """Each selected suite's own gate (its YAML's, or the command line's override)."""
+    return {s.key: s.gate for s in selections if s.gate is not None}
+
+
+def _judged_rate(s: SuiteSummary, g: GateSpec) -> float:
+    return s.pass_rate_ci95[0] if g.on == "lower_bound" else s.pass_rate
+
+
+def _bar(g: GateSpec) -> str:
+    rate = "pass rate's 95% lower bound" if g.on == "lower_bound" else "pass rate"
+    return f"{rate} >= {g.min_pass_rate:.1%}, error rate <= {g.max_error_rate:.1%}"
+
+
+def _below(s: SuiteSummary, g: GateSpec, uniform: bool) -> str:
+    """Why one suite misses its bar; with `on: lower_bound`, whether its interval straddles the
+    bar and about how many rows at the observed rate would settle which side it is on."""
+    name = f"{s.suite}/{s.model}"
+    if uniform:
+        return f"{name} {s.pass_rate:.1%}"
+    if g.on == "point":
+        return f"{name} {s.pass_rate:.1%} < {g.min_pass_rate:.1%}"
+    lo, hi = s.pass_rate_ci95
+    text = f"{name} 95% CI {lo:.1%}-{hi:.1%} (pass rate {s.pass_rate:.1%}) not all >= {g.min_pass_rate:.1%}"
+    if hi >= g.min_pass_rate:
+        text += ": the interval straddles the bar"
+        rows = rows_to_settle(s.pass_rate, g.min_pass_rate)
+        if rows is not None:
+            text += f", about {rows} rows at {s.pass_rate:.1%} would settle it"
+    return text
+
+
+def rows_to_settle(rate: float, bar: float, limit: int = 10_000_000) -> int | None:
+    """The fewest rows at which a pass rate of `rate` has a 95% Wilson interval wholly on one side
+    of `bar` (None when `rate` is the bar itself or no count up to `limit` does)."""
+
+    def settled(rows: int) -> bool:
+        lo, hi = wilson_interval(rate * rows, rows)
+        return lo >= bar if rate > bar else hi < bar
+
+    if rate == bar or not settled(limit):
+        return None
+    low, high = 1, limit
+    while low < high:  # settling is monotone in the number of rows
+        middle = (low + high) // 2
+        if settled(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
 def _outside(facts: RunFacts) -> str:
     """What failed that the gate does not judge, in words ('' when nothing)."""
     parts = []
+    if facts.ungated_rows:
+        shown = ", ".join(f"{key} {count}" for key, count in sorted(facts.ungated_rows.items()))
+        parts.append(f"low or errored rows of suites without a gate ({shown})")
     if facts.outside_failure_count:
         names = ", ".join(facts.outside_failures[:3]) + (", ..." if len(facts.outside_failures) > 3 else "")
         count = facts.outside_failure_count

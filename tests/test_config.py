@@ -9,6 +9,7 @@ import pytest
 
 from pytest_rewardkit.config import (
     ConfigError,
+    GateSpec,
     Options,
     RewardSpec,
     SuiteConfig,
@@ -105,6 +106,11 @@ def test_an_unknown_key_is_an_error_naming_file_and_key(tmp_path: Path, text: st
         ("reward: math\nsystem_prompt: {a: 1}\n", "system_prompt"),
         ("reward: 3\n", "reward"),
         ("threshold: 0.5\n", "reward"),
+        ("reward: math\ngate: {min_pass_rate: 1.5}\n", "gate.min_pass_rate"),
+        ("reward: math\ngate: {min_pass_rate: 0.8, max_error_rate: -0.1}\n", "gate.max_error_rate"),
+        ("reward: math\ngate: {min_pass_rate: 0.8, on: mean}\n", "gate.on"),
+        ("reward: math\ngate: {max_error_rate: 0.1}\n", "gate.min_pass_rate"),
+        ("reward: math\ngate: {min_pass_rate: 0.8, min_rows: 10}\n", "gate.min_rows"),
     ],
 )
 def test_a_wrong_type_or_value_is_an_error_naming_file_and_key(tmp_path: Path, text: str, key: str) -> None:
@@ -309,3 +315,19 @@ def test_every_option_is_declared_once_and_registered_from_its_declaration(
         assert flag.flag in help_text
     # The raw dict and the validation come from the same fields: every flag's value reaches Options.
     assert parse_options({name: None for name in declared}) == Options()
+
+
+def test_the_command_line_gate_overrides_the_yaml_gate_for_every_suite(tmp_path: Path) -> None:
+    yaml_gate = GateSpec(min_pass_rate=0.9, max_error_rate=0.2, on="lower_bound")
+    assert settings_for(tmp_path, Options(), gate=yaml_gate).gate == yaml_gate
+    assert settings_for(tmp_path, Options()).gate is None
+    cli = Options(min_pass_rate=0.5, max_error_rate=0.1)
+    assert settings_for(tmp_path, cli, gate=yaml_gate).gate == GateSpec(
+        min_pass_rate=0.5, max_error_rate=0.1, on="lower_bound"
+    )
+    assert settings_for(tmp_path, Options(min_pass_rate=0.5)).gate == GateSpec(min_pass_rate=0.5)
+
+
+def test_a_bare_on_key_in_the_gate_is_read_as_on_not_as_yaml_true(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "reward: math\ngate: {min_pass_rate: 0.8, on: lower_bound}\n")
+    assert load_suite_config(path).gate == GateSpec(min_pass_rate=0.8, on="lower_bound")

@@ -662,3 +662,97 @@ def test_a_truncated_cassette_is_diagnosed_as_truncated_naming_file_and_line(tmp
         with pytest.raises(CassetteError, match=rf"{cut}(:\d+)?: (truncated|corrupt|interaction)") as caught:
             RowCassette.load(cut)
         assert "no recorded request matches" not in str(caught.value)
+
+
+# --- per-suite gates in YAML (issue 17, item 4) ------------------------------------------------
+
+TWO_OF_THREE = [("a", "1", "1"), ("b", "2", "3"), ("c", "3", "3")]
+
+
+def two_suites(make_suite: MakeSuite, chat_row: ChatRow, gate_a: dict | None, gate_b: dict | None) -> None:
+    """Suites `a` and `b`, each passing 2 of 3 rows, with the given `gate:` (None: no gate)."""
+    for folder, gate in (("a", gate_a), ("b", gate_b)):
+        config = {"gate": gate} if gate is not None else {}
+        make_suite([chat_row(*row) for row in TWO_OF_THREE], folder=folder, **config)
+
+
+def test_two_suites_with_different_yaml_gates(
+    pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow, xdist: bool
+) -> None:
+    two_suites(make_suite, chat_row, {"min_pass_rate": 0.6}, {"min_pass_rate": 0.9})
+    missed = run(pytester, xdist)
+    assert missed.ret == FAILED
+    missed.stdout.fnmatch_lines(["rewardkit gate: FAILED (below: b/dataset 66.7% < 90.0%) -> exit 1"])
+    assert "a/dataset 66.7%" not in missed.stdout.str()
+    two_suites(make_suite, chat_row, {"min_pass_rate": 0.6}, {"min_pass_rate": 0.5, "max_error_rate": 0.1})
+    met = run(pytester, xdist)
+    assert met.ret == OK
+    met.stdout.fnmatch_lines(
+        [
+            "rewardkit gate: PASSED (a/dataset pass rate >= 60.0%, error rate <= 0.0%; "
+            "b/dataset pass rate >= 50.0%, error rate <= 10.0%) -> exit 0"
+        ]
+    )
+
+
+def test_the_command_line_overrides_every_suites_yaml_gate(
+    pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow
+) -> None:
+    two_suites(make_suite, chat_row, {"min_pass_rate": 0.9}, {"min_pass_rate": 0.1})
+    assert run(pytester, False).ret == FAILED
+    lowered = run(pytester, False, "--rk-min-pass-rate", "0.6")
+    assert lowered.ret == OK
+    lowered.stdout.fnmatch_lines(["rewardkit gate: PASSED (every pass rate >= 60.0%, error rate <= 0.0%) -> exit 0"])
+    raised = run(pytester, False, "--rk-min-pass-rate", "0.7")
+    assert raised.ret == FAILED
+    raised.stdout.fnmatch_lines(["*below: a/dataset 66.7%, b/dataset 66.7%*"])
+
+
+def test_a_lower_bound_gate_fails_where_the_point_estimate_passes_and_says_it_straddles(
+    pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow
+) -> None:
+    rows = [chat_row(f"r{i}", "1", "1" if i else "2") for i in range(10)]  # 9 of 10 pass
+    make_suite(rows, gate={"min_pass_rate": 0.8})
+    assert run(pytester, False).ret == OK
+    make_suite(rows, gate={"min_pass_rate": 0.8, "on": "lower_bound"})
+    result = run(pytester, False)
+    assert result.ret == FAILED
+    # 9/10: Wilson 59.6%-98.2%; at 90% the lower bound clears 80% from 62 rows on.
+    result.stdout.fnmatch_lines(
+        [
+            "rewardkit gate: FAILED (below: suite/dataset 95% CI 59.6%-98.2% (pass rate 90.0%) not all >= 80.0%: "
+            "the interval straddles the bar, about 62 rows at 90.0% would settle it) -> exit 1"
+        ]
+    )
+    rows = [chat_row(f"r{i}", "1", "1") for i in range(40)]  # 40 of 40: lower bound 91.2%
+    make_suite(rows, gate={"min_pass_rate": 0.8, "on": "lower_bound"})
+    met = run(pytester, False)
+    assert met.ret == OK
+    met.stdout.fnmatch_lines(["rewardkit gate: PASSED (suite/dataset pass rate's 95% lower bound >= 80.0%*-> exit 0"])
+
+
+def test_an_ungated_suites_low_rows_keep_exit_1_when_the_other_suites_gate_is_met(
+    pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow, xdist: bool
+) -> None:
+    two_suites(make_suite, chat_row, {"min_pass_rate": 0.6}, None)
+    result = run(pytester, xdist)
+    assert result.ret == FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "rewardkit gate: PASSED (a/dataset pass rate >= 60.0%, error rate <= 0.0%); "
+            "exit 1: low or errored rows of suites without a gate (b/dataset 1)*"
+        ]
+    )
+    two_suites(make_suite, chat_row, {"min_pass_rate": 0.6}, {"min_pass_rate": 0.6})
+    assert run(pytester, xdist).ret == OK
+
+
+def test_rows_to_settle() -> None:
+    from pytest_rewardkit.report import rows_to_settle, wilson_interval
+
+    rows = rows_to_settle(0.9, 0.8)
+    assert rows is not None
+    assert wilson_interval(0.9 * rows, rows)[0] >= 0.8 > wilson_interval(0.9 * (rows - 1), rows - 1)[0]
+    below = rows_to_settle(0.7, 0.8)
+    assert below is not None and wilson_interval(0.7 * below, below)[1] < 0.8
+    assert rows_to_settle(0.8, 0.8) is None
