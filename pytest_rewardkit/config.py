@@ -95,7 +95,7 @@ class Price(_Strict):
 
 class GateSpec(_Strict):
     """The bar a suite's (dataset, model) must clear: `gate:` in its YAML, or the command line's
-    --rk-min-pass-rate / --rk-max-error-rate, which override it for every suite."""
+    --rk-min-pass-rate / --rk-max-error-rate, which override it for every suite (report.gate)."""
 
     min_pass_rate: float = Field(ge=0.0, le=1.0)
     max_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
@@ -352,17 +352,5 @@ def combine(config_path: Path, config: SuiteConfig, options: Options, root: Path
         limit=options.limit,
         group_by=options.group_by,
         environment=config.environment,
-        gate=resolve_gate(config.gate, options),
-    )
-
-
-def resolve_gate(gate: GateSpec | None, options: Options) -> GateSpec | None:
-    """The suite's gate: the command line's bar, when given, overrides the YAML's for every suite
-    (the YAML's `on:` still says how the pass rate is read)."""
-    if options.min_pass_rate is None:
-        return gate
-    return GateSpec(
-        min_pass_rate=options.min_pass_rate,
-        max_error_rate=options.max_error_rate or 0.0,
-        on=gate.on if gate is not None else "point",
+        gate=config.gate,
     )

@@ -87,6 +87,7 @@ def merge_facts(facts: Sequence[RunFacts]) -> RunFacts:
             merged.selected += s.selected
             merged.deselected += s.deselected
             merged.limit = s.limit if s.limit is not None else merged.limit
+            merged.gate = s.gate if s.gate is not None else merged.gate
         for key, count in f.skipped.items():
             skipped[key] = skipped.get(key, 0) + count
     outside = list(dict.fromkeys(name for f in facts for name in f.outside_failures))

@@ -205,7 +205,7 @@ class Selection(BaseModel):
     selected: int = 0
     deselected: int = 0
     limit: int | None = None
-    gate: GateSpec | None = None  # the suite's own gate (YAML, or the command line's override)
+    gate: GateSpec | None = None  # the suite's own `gate:` (its YAML's; the command line may override it)
 
     @property
     def key(self) -> SuiteKey:
@@ -291,14 +291,14 @@ def gate(
     """Met when the run is complete and every gated (dataset, model) reaches its pass rate (its
     point estimate, or with `on: lower_bound` its 95% interval's lower bound) with no more errored
     rows than tolerated and no significant `regressions` against a baseline (see
-    baseline.regression_reasons). A suite's own gate travels in its selection record; `spec`
-    covers the rest (None: they are not gated). Nothing evaluated never meets it. The exit
-    status is 0 only when the gate is met and nothing outside it (an ordinary test, a collection
-    error, a low row of an ungated suite) failed: the gate forgives low rewards of the suites it
-    gates, never anything else."""
+    baseline.regression_reasons). A suite's own gate travels in its selection record; `spec`,
+    the command line's, overrides it for every suite (None: only suites with a gate are gated).
+    Nothing evaluated never meets it. The exit status is 0 only when the gate is met and nothing
+    outside it (an ordinary test, a collection error, a low row of an ungated suite) failed: the
+    gate forgives low rewards of the suites it gates, never anything else."""
     facts = facts or RunFacts()
     own = gate_specs(facts.selections)
-    gated = [(s, g) for s in summaries if (g := own.get((s.suite, s.dataset, s.model), spec)) is not None]
+    gated = [(s, g) for s in summaries if (g := effective_gate(own.get((s.suite, s.dataset, s.model)), spec))]
     reasons: list[str] = []
     if facts.stopped:
         reasons.append(f"stopped early: {facts.stopped}")
@@ -367,6 +367,14 @@ def gate(
 def gate_specs(selections: Sequence[Selection]) -> dict[SuiteKey, GateSpec]:
     """Each selected suite's own gate (its YAML's, or the command line's override)."""
     return {s.key: s.gate for s in selections if s.gate is not None}
+
+
+def effective_gate(own: GateSpec | None, command_line: GateSpec | None) -> GateSpec | None:
+    """A suite's gate: the command line's bar, when given, overrides the YAML's for every suite
+    (the YAML's `on:` still says how the pass rate is read)."""
+    if command_line is None:
+        return own
+    return command_line.model_copy(update={"on": own.on}) if own is not None else command_line
 
 
 def _judged_rate(s: SuiteSummary, g: GateSpec) -> float:

@@ -318,14 +318,15 @@ def test_every_option_is_declared_once_and_registered_from_its_declaration(
 
 
 def test_the_command_line_gate_overrides_the_yaml_gate_for_every_suite(tmp_path: Path) -> None:
+    from pytest_rewardkit.report import effective_gate
+
     yaml_gate = GateSpec(min_pass_rate=0.9, max_error_rate=0.2, on="lower_bound")
     assert settings_for(tmp_path, Options(), gate=yaml_gate).gate == yaml_gate
-    assert settings_for(tmp_path, Options()).gate is None
-    cli = Options(min_pass_rate=0.5, max_error_rate=0.1)
-    assert settings_for(tmp_path, cli, gate=yaml_gate).gate == GateSpec(
-        min_pass_rate=0.5, max_error_rate=0.1, on="lower_bound"
-    )
-    assert settings_for(tmp_path, Options(min_pass_rate=0.5)).gate == GateSpec(min_pass_rate=0.5)
+    assert effective_gate(yaml_gate, None) == yaml_gate
+    assert effective_gate(None, None) is None
+    cli = GateSpec(min_pass_rate=0.5, max_error_rate=0.1)
+    assert effective_gate(yaml_gate, cli) == GateSpec(min_pass_rate=0.5, max_error_rate=0.1, on="lower_bound")
+    assert effective_gate(None, cli) == cli
 
 
 def test_a_bare_on_key_in_the_gate_is_read_as_on_not_as_yaml_true(tmp_path: Path) -> None:
