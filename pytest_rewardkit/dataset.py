@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from pytest_rewardkit.config import describe_validation_error
 from pytest_rewardkit.errors import DatasetError
+from pytest_rewardkit.files import write_atomically
 from pytest_rewardkit.models import Row
 
 __all__ = ["DatasetEntry", "DatasetError", "content_id", "read_dataset", "write_dataset"]
@@ -112,12 +113,7 @@ def write_dataset(path: Path, rows: list[dict[str, Any]]) -> None:
         raise DatasetError(f"duplicate row ids: {sorted(duplicates)[:5]}")
     for row in rows:
         Row.model_validate(row)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as out:
-        for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    write_atomically(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def prepare_main(

@@ -12,7 +12,6 @@ import base64
 import hashlib
 import html
 import json
-import os
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 from pytest_rewardkit.baseline import Comparison
 from pytest_rewardkit.evaluation import RowOutcome, VariantResult
+from pytest_rewardkit.files import write_atomically
 from pytest_rewardkit.report import GateVerdict, SuiteSummary, natural_key
 
 HISTOGRAM_BINS = 10
@@ -140,7 +140,4 @@ def render_html(payload: dict[str, Any]) -> str:
 
 def write_html(path: Path, payload: dict[str, Any]) -> None:
     """Write the report atomically (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(render_html(payload), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomically(path, render_html(payload))

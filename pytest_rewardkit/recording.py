@@ -16,7 +16,6 @@ import difflib
 import functools
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import yaml
 
 from pytest_rewardkit.errors import CassetteError
+from pytest_rewardkit.files import write_atomically
 from pytest_rewardkit.models import ResponseStats, content_text
 
 CASSETTE_VERSION = 1  # vcrpy's cassette format version
@@ -335,8 +335,5 @@ class RowCassette:
                 f"{self.path}: refused to save: the cassette would contain the API key; "
                 "nothing was written (report this: a response echoed the key)"
             )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_atomically(self.path, text)
         self.exists = True

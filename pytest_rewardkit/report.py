@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from pydantic import BaseModel, computed_field
 
 from pytest_rewardkit.config import GateSpec
 from pytest_rewardkit.evaluation import MISSING, RowOutcome
+from pytest_rewardkit.files import write_atomically
 from pytest_rewardkit.models import excerpt
 
 
@@ -700,7 +700,4 @@ class ResultsWriter:
         }
         if remote_preview is not None:  # --rk-evaluator's per (suite, dataset, model) verdicts
             payload["remote_preview"] = remote_preview
-        target = self.directory / "summary.json"
-        tmp = target.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, target)
+        write_atomically(self.directory / "summary.json", json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
