@@ -22,6 +22,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from pytest_rewardkit.auth import Credentials
 from pytest_rewardkit.errors import RewardkitError
+from pytest_rewardkit.generation.client import error_message
 from pytest_rewardkit.recording import CassetteError, Interaction, RowCassette, match_key
 
 FIREWORKS_API_BASE = "https://api.fireworks.ai"
@@ -138,24 +139,6 @@ class Tape:
 # -- the client -------------------------------------------------------------------------------------
 
 
-def _message(raw: bytes) -> str:
-    """The gateway's error message ({"message"} or OpenAI-style {"error": {"message"}}), else an excerpt."""
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
-        error = data.get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-        if data.get("message"):
-            return str(data["message"])
-        if error:
-            return str(error)
-    text = raw[:200].decode("utf-8", "replace")
-    return repr(text) + (" …" if len(raw) > 200 else "")
-
-
 @dataclass
 class EvaluatorClient:
     """The four calls, for one account. `credentials` may be None for replay-only use."""
@@ -225,10 +208,10 @@ class EvaluatorClient:
         except aiohttp.ClientError as exc:
             raise EvaluatorServerError(f"{method} {uri}: {type(exc).__name__}: {exc}") from exc
         if status >= 500:
-            raise EvaluatorServerError(f"{method} {uri} answered {status}: {_message(raw)}", status)
+            raise EvaluatorServerError(f"{method} {uri} answered {status}: {error_message(raw)}", status)
         if status in (401, 403):
             raise EvaluatorAuthError(
-                f"{method} {uri} answered {status} ({_message(raw)}): the API key from "
+                f"{method} {uri} answered {status} ({error_message(raw)}): the API key from "
                 f"{self.credentials.api_key_source} was rejected for account {self.account_id!r}",
                 status,
             )
@@ -239,9 +222,10 @@ class EvaluatorClient:
         if not isinstance(parsed, dict):
             if status < 300:
                 raise EvaluatorAPIError(
-                    f"{method} {uri} answered {status} with a body that is not a JSON object: {_message(raw)}", status
+                    f"{method} {uri} answered {status} with a body that is not a JSON object: {error_message(raw)}",
+                    status,
                 )
-            parsed = {"message": _message(raw)}
+            parsed = {"message": error_message(raw)}
         return Interaction(method, uri, headers, body, status, response_headers, parsed)
 
 
@@ -249,7 +233,7 @@ def _verdict(exchange: Interaction, what: str) -> dict[str, Any]:
     status, body = exchange.status, exchange.response_body
     if status < 300:
         return body
-    message = f"{what} answered {status}: {_message(json.dumps(body).encode())}"
+    message = f"{what} answered {status}: {error_message(json.dumps(body).encode())}"
     if status == 404:
         raise EvaluatorNotFound(message, status)
     if status == 409:

@@ -120,15 +120,21 @@ def _retry_after(headers: dict[str, str]) -> float | None:
         return None
 
 
-def _error_message(raw: bytes) -> str:
+def error_message(raw: bytes) -> str:
+    """The server's error message from an error body: OpenAI's {"error": {"message"}} or a
+    gateway's {"message"}; else an excerpt of the body. Shared by every client of this package."""
     try:
-        error = json.loads(raw).get("error")
-        if isinstance(error, dict):
-            return str(error.get("message") or error)
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if data.get("message"):
+            return str(data["message"])
         if error:
             return str(error)
-    except (ValueError, AttributeError):
-        pass
     return _excerpt(raw)
 
 
@@ -227,17 +233,17 @@ class ChatClient:
             raise ConnectionFailed(f"{url}: {type(exc).__name__}: {exc}") from exc
         if status in (401, 403):
             raise AuthenticationError(
-                f"{url} answered {status} ({_error_message(raw)}): set {self.settings.api_key_env} to a valid "
+                f"{url} answered {status} ({error_message(raw)}): set {self.settings.api_key_env} to a valid "
                 "API key for this endpoint"
             )
         if status == 429:
             raise RateLimitError(
-                f"{url} answered 429 (rate limited): {_error_message(raw)}", _retry_after(response_headers)
+                f"{url} answered 429 (rate limited): {error_message(raw)}", _retry_after(response_headers)
             )
         if status >= 500 or status in RETRY_STATUSES:
-            raise ServerError(f"{url} answered {status}: {_error_message(raw)}", _retry_after(response_headers))
+            raise ServerError(f"{url} answered {status}: {error_message(raw)}", _retry_after(response_headers))
         if status >= 300:
-            raise RequestRejected(f"{url} answered {status}: {_error_message(raw)}")
+            raise RequestRejected(f"{url} answered {status}: {error_message(raw)}")
         try:
             parsed = json.loads(raw)
         except ValueError:
