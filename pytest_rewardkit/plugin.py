@@ -103,7 +103,10 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
     # controller, where the summary is computed, and sent once rather than with every phase.
     outcome = item.stash.get(OUTCOME_KEY, None)
     if outcome is not None:
-        item.user_properties.append((PROPERTY, outcome.model_dump(mode="json")))
+        # Only a report that crosses from an xdist worker needs plain data; in-process, the
+        # recorder takes the object itself instead of validating a dump of it again.
+        value = outcome.model_dump(mode="json") if hasattr(item.config, "workerinput") else outcome
+        item.user_properties.append((PROPERTY, value))
         # The controller keeps its own copy: the item's would hold every response twice until exit.
         del item.stash[OUTCOME_KEY]
         if GENERATOR_KEY in item.config.stash:
@@ -259,7 +262,7 @@ class RunRecorder:
         raw = self.config.stash[RAW_OPTIONS_KEY]
         keep_texts = raw.get("html") is not None or raw.get("evaluator") is not None
         for value in ours:
-            outcome = RowOutcome.model_validate(value)
+            outcome = value if isinstance(value, RowOutcome) else RowOutcome.model_validate(value)
             kept = outcome if keep_texts else outcome.without_texts()
             if not self._count_once(kept, report.nodeid):
                 continue
