@@ -117,10 +117,6 @@ def paired_bootstrap_ci(
     return means[int(0.025 * resamples)], means[int(0.975 * resamples) - 1]
 
 
-def _status(o: RowOutcome) -> str:
-    return "error" if o.error is not None else "pass" if o.passed else "fail"
-
-
 def compare(
     current: Sequence[RowOutcome], baseline: Sequence[RowOutcome], label: str, alpha: float = ALPHA
 ) -> list[Comparison]:
@@ -163,7 +159,7 @@ def _compare_one(
         b = before.get(o.row_id)
         if b is None:
             changes[o.row_id] = RowChange(
-                row_id=o.row_id, change="new", baseline_status=None, status=_status(o), baseline_reward=None,
+                row_id=o.row_id, change="new", baseline_status=None, status=o.status, baseline_reward=None,
                 reward=o.reward, delta=None,
             )  # fmt: skip
             continue
@@ -178,8 +174,8 @@ def _compare_one(
         changes[o.row_id] = RowChange(
             row_id=o.row_id,
             change=change,
-            baseline_status=_status(b),
-            status=_status(o),
+            baseline_status=b.status,
+            status=o.status,
             baseline_reward=b.reward,
             reward=o.reward,
             delta=delta,

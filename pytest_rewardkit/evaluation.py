@@ -69,6 +69,14 @@ class RowOutcome(BaseModel):
     group: dict[str, str] = {}
     ground_truth: Any = None
 
+    @property
+    def status(self) -> str:
+        """pass, fail (scored, below the threshold) or error (could not be scored): the one word
+        the results, the HTML report, JUnit properties and baselines all use for a row."""
+        if self.error is not None:
+            return "error"
+        return "pass" if self.passed else "fail"
+
     def without_texts(self) -> RowOutcome:
         """What the summary needs of a row already written to results.jsonl (verdicts, errors,
         cost), without its conversation and the reward's reasons: a fraction of the memory."""

@@ -45,9 +45,7 @@ def histogram(scores: Sequence[float], bins: int = HISTOGRAM_BINS) -> list[int]:
 
 def status(outcome: RowOutcome) -> str:
     """pass, fail (scored, below the threshold) or error (could not be scored)."""
-    if outcome.error is not None:
-        return "error"
-    return "pass" if outcome.passed else "fail"
+    return outcome.status
 
 
 def _variant(v: VariantResult) -> dict[str, Any]:

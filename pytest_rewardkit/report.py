@@ -565,7 +565,7 @@ def junit_properties(outcome: RowOutcome) -> list[tuple[str, str]]:
     never the conversation, which would swamp the file."""
     stats = [v.stats for v in outcome.variants if v.stats is not None]
     props = [
-        ("rewardkit.status", "error" if outcome.error is not None else "pass" if outcome.passed else "fail"),
+        ("rewardkit.status", outcome.status),
         ("rewardkit.score", "" if outcome.reward is None else f"{outcome.reward:.6g}"),
         ("rewardkit.threshold", f"{outcome.threshold:g}"),
         (
