@@ -819,8 +819,10 @@ def test_a_miss_under_another_base_url_says_where_it_was_recorded_and_never_advi
     # A row with a partial cassette, and a row whose cassette is gone (its folder's others tell where).
     assert f"2 of 4 variants recorded for row r0; {fix}" in output
     assert f"row r1: no cassette {cassette(pytester, 'r1')} (record mode none); {fix}" in output
+    # Every advice to record names the recording's endpoint (pytest repeats each error in its short summary,
+    # truncated to the terminal's width except on CI, so the number of copies varies).
     advised = f"--rk-base-url {base_url} --record-mode=new_episodes"
-    assert output.count("--record-mode=new_episodes") == output.count(advised) == 2
+    assert output.count("--record-mode=new_episodes") == output.count(advised) >= 2
 
     moved = "http://127.0.0.1:9/v1"
     result = rk(pytester, moved, "none", n=4)
