@@ -38,8 +38,10 @@ def read_results(directory: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]
 
 
 def summary_block(stdout: str) -> list[str]:
-    """The rewardkit summary lines, without the results path (which differs between runs)."""
-    lines = stdout.split("rewardkit summary", 1)[1].splitlines()[1:]
+    """The rewardkit summary lines, without the results path (which differs between runs) and without
+    pytest's short test summary that follows (in completion order, and untruncated when CI is set)."""
+    block = stdout.split("rewardkit summary", 1)[1].split("short test summary info", 1)[0]
+    lines = block.splitlines()[1:]
     return [line for line in lines if line.startswith(("  ", "suite [")) and "results:" not in line]
 
 
