@@ -16,7 +16,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from pytest_rewardkit.grpo import StepPrinter, TrainSettings, build_trainer
+from pytest_rewardkit.trl.train import StepPrinter, TrainSettings, build_trainer
 
 # (completions per prompt, prompts per step, tokens per completion)
 SHAPES = [(4, 2, 32), (8, 2, 32), (4, 2, 128), (8, 4, 64)]

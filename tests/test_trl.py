@@ -8,6 +8,7 @@ import inspect
 import json
 import logging
 import pickle
+import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -276,3 +277,17 @@ def test_a_composite_suite_resolves_its_components_beside_the_suite(
     (tmp_path / "rewardkit.yaml").write_text(json.dumps(config), encoding="utf-8")
     reward = trl_reward(tmp_path)
     assert reward(prompts=["2+2?", "2+2?"], completions=["4", "5"], ground_truth=["4", "4"]) == [1.0, 0.0]
+
+
+def test_the_adapter_and_the_pytest_plugin_leave_the_training_stack_unimported() -> None:
+    """torch, transformers, TRL and datasets cost seconds to import: only the training command and
+    `suite_dataset` (datasets, on call) pay for them, never a pytest run or a reward adapter."""
+    probe = (
+        "import sys, pytest_rewardkit.plugin, pytest_rewardkit.trl\n"
+        "pytest_rewardkit.trl.trl_reward('math'), pytest_rewardkit.trl.environment_factory('examples/multi_turn')\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'trl', 'datasets') if m in sys.modules))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[]"]

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from pytest_rewardkit.config import ConfigError
-from pytest_rewardkit.trl import suite_dataset
-from pytest_rewardkit.trl_environment import environment_factory
+from pytest_rewardkit.trl import environment_factory, suite_dataset
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "multi_turn"
 

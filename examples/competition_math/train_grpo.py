@@ -1,4 +1,4 @@
-"""GRPO training with this suite's reward (`math`) on its prompts; see pytest_rewardkit.grpo.
+"""GRPO training with this suite's reward (`math`) on its prompts; see pytest_rewardkit.trl.train.
 
 pip install -e ".[trl]"
 python examples/competition_math/train_grpo.py --max-steps 2         # tiny model built locally, CPU, seconds
@@ -8,7 +8,7 @@ python examples/competition_math/train_grpo.py --model ./Qwen3-0.6B  # a real mo
 import sys
 from pathlib import Path
 
-from pytest_rewardkit.grpo import main
+from pytest_rewardkit.trl.train import main
 
 if __name__ == "__main__":
     sys.exit(main(suite=Path(__file__).resolve().parent))

@@ -15,8 +15,7 @@ here gives TRL exactly that, backed by the suite's environment:
   one TRL plays.
 
     from trl import GRPOTrainer
-    from pytest_rewardkit.trl import suite_dataset
-    from pytest_rewardkit.trl_environment import environment_factory
+    from pytest_rewardkit.trl import environment_factory, suite_dataset
 
     trainer = GRPOTrainer(model=..., train_dataset=suite_dataset("examples/multi_turn"),
                           environment_factory=environment_factory("examples/multi_turn"), args=...)

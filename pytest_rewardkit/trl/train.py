@@ -7,7 +7,10 @@ on a CPU. Its completions are noise, so its rewards are mostly 0; the run shows 
 folder such as a Qwen3-0.6B checkout, or a hub name the user's cache holds).
 
     python examples/math/train_grpo.py --max-steps 2
-    python -m pytest_rewardkit.grpo examples/math --model ./Qwen3-0.6B --max-completion-length 512
+    python -m pytest_rewardkit.trl.train examples/math --model ./Qwen3-0.6B --max-completion-length 512
+
+Each field of `TrainSettings` is one option of the command line (`max_steps`: `--max-steps`), with
+the field's type, default and description: a default is written once, in the model.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import datasets
 import torch
@@ -38,7 +41,7 @@ from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from pytest_rewardkit.errors import RewardkitError, validation_problems
-from pytest_rewardkit.trl import suite_dataset, trl_reward
+from pytest_rewardkit.trl.adapter import suite_dataset, trl_reward
 
 # ChatML, the format of Qwen's chat models: conversational prompts render the same way for the
 # tiny model as for the real model a user is likely to swap in.
@@ -53,20 +56,28 @@ MODEL_COMPLETION_LENGTH = 512
 
 
 class TrainSettings(BaseModel):
-    """One training run, as the command line describes it."""
+    """One training run, as the command line describes it: a field without a default is a positional
+    argument, every other field an option of the same name (see `build_parser`)."""
 
-    suite: Path
-    model: str | None = Field(default=None, description="None: the tiny model built in-process")
-    max_steps: int = Field(default=10, ge=1)
+    suite: Path = Field(description="suite folder or rewardkit.yaml")
+    model: str | None = Field(
+        default=None, description="causal LM name or folder (default: a tiny random model built locally)"
+    )
+    max_steps: int = Field(default=10, ge=1, description="optimisation steps")
     num_generations: int = Field(default=4, ge=2, description="completions per prompt: GRPO compares them")
-    prompts_per_step: int = Field(default=2, ge=1)
-    max_completion_length: int | None = Field(default=None, ge=1)
-    learning_rate: float = Field(default=1e-5, gt=0)
-    temperature: float = Field(default=1.0, gt=0)
-    beta: float = Field(default=0.0, ge=0, description="KL penalty; 0 needs no reference model")
+    prompts_per_step: int = Field(default=2, ge=1, description="prompts per optimisation step")
+    max_completion_length: int | None = Field(
+        default=None,
+        ge=1,
+        description=f"tokens per completion (default: {TINY_COMPLETION_LENGTH} for the tiny model, "
+        f"{MODEL_COMPLETION_LENGTH} with --model)",
+    )
+    learning_rate: float = Field(default=1e-5, gt=0, description="optimiser learning rate")
+    temperature: float = Field(default=1.0, gt=0, description="sampling temperature of the completions")
+    beta: float = Field(default=0.0, ge=0, description="KL penalty coefficient; 0 needs no reference model")
     limit: int | None = Field(default=None, ge=1, description="use only the suite's first N rows")
-    seed: int = 0
-    output_dir: Path | None = Field(default=None, description="where to save the trained model; None: not saved")
+    seed: int = Field(default=0, description="seed of the tiny model's weights, sampling and shuffling")
+    output_dir: Path | None = Field(default=None, description="save the trained model here (default: not saved)")
 
     @property
     def completion_length(self) -> int:
@@ -221,36 +232,37 @@ def train(settings: TrainSettings) -> GRPOTrainer:
     return trainer
 
 
-def parse_args(argv: Sequence[str] | None, suite: Path | None = None) -> TrainSettings:
+def flag(name: str) -> str:
+    """The command-line option of a `TrainSettings` field."""
+    return "--" + name.replace("_", "-")
+
+
+def build_parser(suite: Path | None = None) -> argparse.ArgumentParser:
+    """The command line, derived from `TrainSettings`: one option per field, with the field's type
+    (`int | None` takes an int), default and description. `suite` makes the suite optional."""
     parser = argparse.ArgumentParser(description="Train a model with GRPO on a rewardkit suite's prompts and reward.")
-    parser.add_argument(
-        "suite",
-        type=Path,
-        nargs="?" if suite else None,
-        default=suite,
-        help=f"suite folder or rewardkit.yaml (default: {suite})" if suite else "suite folder or rewardkit.yaml",
-    )
-    parser.add_argument("--model", help="causal LM name or folder (default: a tiny random model built locally)")
-    parser.add_argument("--max-steps", type=int, default=10)
-    parser.add_argument("--num-generations", type=int, default=4, help="completions per prompt")
-    parser.add_argument("--prompts-per-step", type=int, default=2)
-    parser.add_argument(
-        "--max-completion-length",
-        type=int,
-        help=f"tokens per completion (default {TINY_COMPLETION_LENGTH} for the tiny model, "
-        f"{MODEL_COMPLETION_LENGTH} with --model)",
-    )
-    parser.add_argument("--learning-rate", type=float, default=1e-5)
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--beta", type=float, default=0.0, help="KL penalty coefficient")
-    parser.add_argument("--limit", type=int, help="use only the suite's first N rows")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output-dir", type=Path, help="save the trained model here")
+    for name, field in TrainSettings.model_fields.items():
+        kind: Any = field.annotation
+        if type(None) in get_args(kind):  # `X | None`: the option takes an X; leaving it out gives None
+            (kind,) = (arg for arg in get_args(kind) if arg is not type(None))
+        if field.is_required():
+            names, default = [name], suite
+            nargs: dict[str, Any] = {"nargs": "?"} if suite else {}
+        else:
+            names, default, nargs = [flag(name)], field.get_default(call_default_factory=True), {}
+        # A field whose default is None says in its description what leaving it out means.
+        shown = "" if default is None else f" (default: {default})"
+        parser.add_argument(*names, type=kind, default=default, help=f"{field.description}{shown}", **nargs)
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None, suite: Path | None = None) -> TrainSettings:
+    parser = build_parser(suite)
     args = parser.parse_args(argv)
     try:
         return TrainSettings.model_validate(vars(args))
     except ValidationError as exc:
-        problems = "; ".join(validation_problems(exc, lambda loc: "--" + str(loc[0]).replace("_", "-")))
+        problems = "; ".join(validation_problems(exc, lambda loc: flag(str(loc[0]))))
         parser.error(problems)
 
 
