@@ -136,6 +136,7 @@ def test_the_training_module_is_the_command_and_its_help_comes_from_the_settings
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     shown = " ".join(done.stdout.split())  # argparse wraps the help to the terminal's width
+    assert shown.startswith("usage: python -m pytest_rewardkit.trl.train [-h] [--model MODEL]")
     assert "--max-steps MAX_STEPS optimisation steps (default: 10) " in shown
     for name, field in OPTIONS.items():
         default = field.get_default()

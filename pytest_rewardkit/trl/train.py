@@ -240,7 +240,11 @@ def flag(name: str) -> str:
 def build_parser(suite: Path | None = None) -> argparse.ArgumentParser:
     """The command line, derived from `TrainSettings`: one option per field, with the field's type
     (`int | None` takes an int), default and description. `suite` makes the suite optional."""
-    parser = argparse.ArgumentParser(description="Train a model with GRPO on a rewardkit suite's prompts and reward.")
+    parser = argparse.ArgumentParser(
+        # Without a suite this is the module's command; argparse alone would show "train.py".
+        prog=None if suite else "python -m pytest_rewardkit.trl.train",
+        description="Train a model with GRPO on a rewardkit suite's prompts and reward.",
+    )
     for name, field in TrainSettings.model_fields.items():
         kind: Any = field.annotation
         if type(None) in get_args(kind):  # `X | None`: the option takes an X; leaving it out gives None
