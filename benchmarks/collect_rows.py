@@ -39,15 +39,16 @@ PLAIN_COLLECT = textwrap.dedent(
 )
 
 
-def measure_pytest(args: list[str]) -> tuple[float, float, float, str]:
+def measure_pytest(args: list[str], cache_dir: Path | None = None) -> tuple[float, float, float, str]:
     """Wall time (s), peak RSS (MB) and CPU time (s, user + system: much less disturbed than wall
     time by other load on the machine) of one `python -m pytest <args>` run from the project root,
-    and its output. A run that fails stops the benchmark: a broken suite has no speed."""
+    and its output. Without `cache_dir`, pytest's cache is off (`-p no:cacheprovider`); with it,
+    pytest keeps its cache there instead of in the project. A run that fails stops the benchmark:
+    a broken suite has no speed."""
+    cache = ["-o", f"cache_dir={cache_dir}"] if cache_dir is not None else ["-p", "no:cacheprovider"]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=ROOT, stdout=out, stderr=err
-        )
+        process = subprocess.Popen([sys.executable, "-m", "pytest", *cache, *args], cwd=ROOT, stdout=out, stderr=err)
         # Reaped with wait4 for this child's own peak RSS (RUSAGE_CHILDREN is the maximum over all children).
         _, status, usage = os.wait4(process.pid, 0)
         elapsed = time.perf_counter() - start

@@ -110,6 +110,7 @@ def generator(config: pytest.Config) -> Generator:
             api_key_env=opts.api_key_env,
             read_timeout=opts.request_timeout,
             max_repeated_errors=opts.max_repeated_errors,
+            cache_dir=_cassette_cache_dir(config),
         ),
         on_wait=_progress_tick(config),
     )
@@ -121,6 +122,17 @@ def cassette_root(config: pytest.Config) -> Path:
     opts = options(config)
     root = opts.cassette_dir or Path("cassettes")
     return root if root.is_absolute() else config.rootpath / root
+
+
+def _cassette_cache_dir(config: pytest.Config) -> Path | None:
+    """pytest's cache directory for parsed cassettes: None without pytest's cache (`-p no:cacheprovider`)
+    or when it cannot be created (a read-only checkout), and cassettes are then parsed every time."""
+    if getattr(config, "cache", None) is None:
+        return None
+    try:
+        return config.cache.mkdir("rewardkit-cassettes")
+    except OSError:
+        return None
 
 
 def _progress_tick(config: pytest.Config) -> Callable[[], None] | None:

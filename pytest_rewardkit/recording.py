@@ -19,7 +19,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import yaml
@@ -27,6 +27,9 @@ import yaml
 from pytest_rewardkit.errors import CassetteError
 from pytest_rewardkit.files import write_atomically
 from pytest_rewardkit.models import ResponseStats, content_text
+
+if TYPE_CHECKING:
+    from pytest_rewardkit.cassette_cache import CassetteCache
 
 CASSETTE_VERSION = 1  # vcrpy's cassette format version
 
@@ -217,7 +220,9 @@ class RowCassette:
     exists: bool = False
 
     @classmethod
-    def load(cls, path: Path) -> RowCassette:
+    def load(cls, path: Path, cache: CassetteCache | None = None) -> RowCassette:
+        """The cassette at `path` (an empty one when there is none); `cache` keeps its parsed YAML
+        between runs, for replay."""
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -225,7 +230,7 @@ class RowCassette:
         except OSError as exc:
             raise CassetteError(f"{path}: cannot read cassette: {exc}") from exc
         try:
-            data = yaml.load(text, Loader=yaml.CSafeLoader)
+            data = yaml.load(text, Loader=yaml.CSafeLoader) if cache is None else cache.parse(path, text)
         except yaml.YAMLError as exc:
             raise CassetteError(f"{path}: corrupt cassette (not valid YAML: {exc}); delete it and re-record") from exc
         if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr, ValidationError
 
 from pytest_rewardkit.auth import describe_places
+from pytest_rewardkit.cassette_cache import CassetteCache
 from pytest_rewardkit.errors import RowError, SessionStop
 from pytest_rewardkit.evaluation import Case, Responses
 from pytest_rewardkit.generation.aliases import resolve_model
@@ -59,6 +60,8 @@ class GenerationConfig:
     max_attempts: int = 5
     # Consecutive rows failing with the same model error before the session stops (0: never).
     max_repeated_errors: int = 5
+    # Where parsed cassettes are kept between runs (pytest's cache directory); None: parse every time.
+    cache_dir: Path | None = None
 
 
 @dataclass
@@ -106,6 +109,7 @@ class Generator:
         self.n_supported: dict[str, bool] = {}
         self.stopped: SessionStop | None = None
         self._folder_urls: dict[Path, list[str]] = {}
+        self._parsed = CassetteCache(config.cache_dir) if config.cache_dir is not None else None
         self._futures: dict[tuple[str, str, str], concurrent.futures.Future[Sequence[Response]]] = {}
         self._loop: LoopThread | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -191,7 +195,7 @@ class Generator:
         path = self._cassette_path(case)
         mode = self.config.record_mode
         try:
-            cassette = RowCassette(path) if mode == "all" else RowCassette.load(path)
+            cassette = RowCassette(path) if mode == "all" else RowCassette.load(path, self._parsed)
         except CassetteError as exc:
             raise RowError(str(exc)) from exc
         return cassette, mode in ("new_episodes", "all") or (mode == "once" and not cassette.exists)
