@@ -31,6 +31,10 @@ class _Watchdog:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._deadline: float | None = None
+        # When the watching thread wakes by itself next (None: only when notified). A call armed
+        # no earlier than that needs no wake-up, so successive calls with the same limit cost the
+        # watcher nothing: waking it for each would hand the GIL back and forth once per call.
+        self._wakes_at: float | None = None
         self._fired = False
         self._main = threading.main_thread().ident
         assert SIGNAL is not None
@@ -49,10 +53,12 @@ class _Watchdog:
         with self._cond:
             while True:
                 if self._deadline is None:
+                    self._wakes_at = None
                     self._cond.wait()
                     continue
                 remaining = self._deadline - time.monotonic()
                 if remaining > 0:
+                    self._wakes_at = self._deadline
                     self._cond.wait(remaining)
                     continue
                 # Fired under the lock: once `disarm` returns, no signal of ours is on its way.
@@ -61,9 +67,11 @@ class _Watchdog:
                 signal.pthread_kill(self._main, SIGNAL)
 
     def run(self, call: Callable[[], T], seconds: float) -> T:
+        deadline = time.monotonic() + seconds
         with self._cond:
-            self._deadline, self._fired = time.monotonic() + seconds, False
-            self._cond.notify()
+            self._deadline, self._fired = deadline, False
+            if self._wakes_at is None or self._wakes_at > deadline:
+                self._cond.notify()
         try:
             return call()
         finally:
