@@ -80,6 +80,23 @@ _HEDGINGS = ("wrong", "last")
 _LEADING_WORDS = re.compile(r"^(?:[A-Za-z']+[\s,:]+)+(?=[-−$(\[\d\\{])")
 
 
+@functools.cache
+def _sympy() -> Any:
+    """sympy, imported on first use: a second of start-up that only grading needs. The graders use
+    its names through this rather than a `from sympy import ...` each: that statement costs more per
+    call than most of the checks it would serve, and they run several times per response."""
+    import sympy
+
+    return sympy
+
+
+@functools.cache
+def _percent() -> Any:
+    """The factor math-verify reads '%' as: an unevaluated 1/100."""
+    sympy = _sympy()
+    return sympy.UnevaluatedExpr(sympy.Rational(1, 100))
+
+
 def _boxed_contents(text: str) -> list[str]:
     """The contents of the outermost boxes (a box inside a box is part of its answer)."""
     found = []
@@ -232,46 +249,44 @@ def _comparable(gold: Any, pred: Any) -> tuple[Any, Any]:
     a vector given as a tuple is the one-column matrix, (1, 2) = [[1], [2]] (math-verify compares
     matrices only with matrices); inequalities joined by 'or' are the union of their sets,
     'x < 2 or x > 3' = (-oo, 2) U (3, oo) (math-verify reads them as a list)."""
-    from sympy import FiniteSet, Interval, MatrixBase, Set, Tuple, Union
-    from sympy.core.relational import Equality, Relational
+    sympy = _sympy()
 
     def as_tuple(value: Any) -> Any:
-        if isinstance(value, MatrixBase) and 1 in value.shape:
-            return Tuple(*value)
-        if isinstance(value, Interval) and value.left_open and value.right_open:
-            return Tuple(value.start, value.end)  # '(1, 2)' reads as an open interval
+        if isinstance(value, sympy.MatrixBase) and 1 in value.shape:
+            return sympy.Tuple(*value)
+        if isinstance(value, sympy.Interval) and value.left_open and value.right_open:
+            return sympy.Tuple(value.start, value.end)  # '(1, 2)' reads as an open interval
         return value
 
-    if isinstance(gold, MatrixBase) != isinstance(pred, MatrixBase):
+    if isinstance(gold, sympy.MatrixBase) != isinstance(pred, sympy.MatrixBase):
         return as_tuple(gold), as_tuple(pred)
-    inequalities = isinstance(pred, FiniteSet) and all(
-        isinstance(item, Relational) and not isinstance(item, Equality) for item in pred.args
+    inequalities = isinstance(pred, sympy.FiniteSet) and all(
+        isinstance(item, sympy.Rel) and not isinstance(item, sympy.Equality) for item in pred.args
     )
-    if inequalities and isinstance(gold, Set) and not isinstance(gold, FiniteSet) and len(pred.free_symbols) == 1:
-        return gold, Union(*(item.as_set() for item in pred.args))
+    if (
+        inequalities
+        and isinstance(gold, sympy.Set)
+        and not isinstance(gold, sympy.FiniteSet)
+        and len(pred.free_symbols) == 1
+    ):
+        return gold, sympy.Union(*(item.as_set() for item in pred.args))
     return gold, pred
 
 
 def _number(value: Any) -> Any:
     """`value` if it is a number (no unknowns; pi, roots and percentages included), else None."""
-    from sympy import Expr
-
-    return value if isinstance(value, Expr) and value.is_number else None
+    return value if isinstance(value, _sympy().Expr) and value.is_number else None
 
 
 def _readings(number: Any) -> list[Any]:
     """A percentage 'X%' is X (as GSM8K writes it) or X/100; any other number is itself."""
-    from sympy import Mul, Rational, UnevaluatedExpr
-
-    if isinstance(number, Mul) and len(number.args) == 2 and number.args[1] == UnevaluatedExpr(Rational(1, 100)):
+    if isinstance(number, _sympy().Mul) and len(number.args) == 2 and number.args[1] == _percent():
         return [number.args[0], number.args[0] / 100]
     return [number]
 
 
 def _too_big_to_evaluate(number: Any) -> bool:
-    from sympy import Pow
-
-    for power in number.atoms(Pow):
+    for power in number.atoms(_sympy().Pow):
         exponent = power.exp.evalf(15)
         if not exponent.is_Number or abs(exponent) > _MAX_EXACT_EXPONENT:
             return True
@@ -280,9 +295,8 @@ def _too_big_to_evaluate(number: Any) -> bool:
 
 def _as_written(number: Any) -> Any:
     """The exact value a number writes, decimals at face value: 0.333333 is 333333/1000000."""
-    from sympy import Float, Rational
-
-    return number.replace(lambda e: isinstance(e, Float), lambda f: Rational(str(f))).doit()
+    sympy = _sympy()
+    return number.replace(lambda e: isinstance(e, sympy.Float), lambda f: sympy.Rational(str(f))).doit()
 
 
 def _relatively_close(a: Any, b: Any) -> bool:
@@ -295,11 +309,10 @@ def _same_number(gold: Any, pred: Any, places: int | None) -> bool:
     """Equal exactly when both are rationals (decimals as written); otherwise to a relative
     tolerance, except that a decimal for an exact gold is refused unless `places` is set and it is
     the gold to that many decimal places."""
-    from sympy import Float
-
     if gold.is_Rational and pred.is_Rational:  # already exact numbers: GSM8K's integers, most fractions
         return bool(gold == pred)
-    decimal_for_exact = pred.has(Float) and not gold.has(Float)
+    float_type = _sympy().Float
+    decimal_for_exact = pred.has(float_type) and not gold.has(float_type)
     if _too_big_to_evaluate(gold) or _too_big_to_evaluate(pred):
         return not decimal_for_exact and _relatively_close(gold, pred)
     exact_gold, exact_pred = _as_written(gold), _as_written(pred)
@@ -323,9 +336,8 @@ def _numbers_equal(gold: Any, pred: Any, places: int | None) -> bool:
 
 def _assignment_value(value: Any) -> Any:
     """The number `x = 5` assigns (math-verify compares an assignment with a number by its value)."""
-    from sympy import Eq, Symbol
-
-    if isinstance(value, Eq) and isinstance(value.lhs, Symbol):
+    sympy = _sympy()
+    if isinstance(value, sympy.Eq) and isinstance(value.lhs, sympy.Symbol):
         return _number(value.rhs)
     return None
 
@@ -334,10 +346,9 @@ def _numeric_verdict(gold: Any, pred: Any, places: int | None) -> bool | None:
     """Whether `gold` and `pred` are equal, when both are numbers or the same kind of container of
     numbers; None (math-verify decides) otherwise. math-verify itself rounds decimals to six places
     and drops differences below 1e-15 or so, which makes 2^-99 equal 2^-98 and 0.333333 equal 1/3."""
-    from sympy import Eq, FiniteSet, Interval, MatrixBase, Tuple
-
+    sympy = _sympy()
     g, p = _number(gold), _number(pred)
-    if isinstance(gold, Eq) and isinstance(pred, Eq):
+    if isinstance(gold, sympy.Eq) and isinstance(pred, sympy.Eq):
         if gold.lhs == pred.lhs:
             g, p = _assignment_value(gold), _assignment_value(pred)
     elif g is not None and p is None:
@@ -346,14 +357,15 @@ def _numeric_verdict(gold: Any, pred: Any, places: int | None) -> bool | None:
         g = _assignment_value(gold)
     if g is not None and p is not None:
         return _numbers_equal(g, p, places)
-    same_matrix_shape = isinstance(gold, MatrixBase) and isinstance(pred, MatrixBase) and gold.shape == pred.shape
-    if same_matrix_shape or (isinstance(gold, Tuple) and isinstance(pred, Tuple) and len(gold) == len(pred)):
+    matrix, tuple_type = sympy.MatrixBase, sympy.Tuple
+    same_matrix_shape = isinstance(gold, matrix) and isinstance(pred, matrix) and gold.shape == pred.shape
+    if same_matrix_shape or (isinstance(gold, tuple_type) and isinstance(pred, tuple_type) and len(gold) == len(pred)):
         pairs = list(zip(gold, pred, strict=True))
-    elif isinstance(gold, Interval) and isinstance(pred, Interval):
+    elif isinstance(gold, sympy.Interval) and isinstance(pred, sympy.Interval):
         if (gold.left_open, gold.right_open) != (pred.left_open, pred.right_open):
             return False
         pairs = [(gold.start, pred.start), (gold.end, pred.end)]
-    elif isinstance(gold, FiniteSet) and isinstance(pred, FiniteSet) and len(gold) == len(pred):
+    elif isinstance(gold, sympy.FiniteSet) and isinstance(pred, sympy.FiniteSet) and len(gold) == len(pred):
         if not all(_number(item) is not None for item in (*gold.args, *pred.args)):
             return None
         unmatched = list(pred.args)
@@ -373,7 +385,7 @@ def _numeric_verdict(gold: Any, pred: Any, places: int | None) -> bool | None:
 def _equal(gold: tuple[Any, ...], pred: tuple[Any, ...], places: int | None) -> bool:
     """Equivalence over both readings of each side: numbers as `_numeric_verdict` decides,
     everything else (expressions, equations, sets of expressions) as math-verify does."""
-    from math_verify import verify
+    from math_verify.grader import verify
 
     for g in gold:
         for p in pred:
@@ -392,9 +404,7 @@ def _gold_answer(ground_truth: str) -> str:
 
 
 def _is_collection(parsed: tuple[Any, ...]) -> bool:
-    from sympy import FiniteSet
-
-    return any(isinstance(value, FiniteSet) and len(value) > 1 for value in parsed)
+    return any(isinstance(value, _sympy().FiniteSet) and len(value) > 1 for value in parsed)
 
 
 class UnusableGold(RewardError, ValueError):
