@@ -53,6 +53,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     raw, explicit = read_options(config)
     config.stash[RAW_OPTIONS_KEY] = raw
+    # Registered before pytest's own plugins register theirs (this hook runs first), so it runs
+    # after them: pytest's garbage collections at the end of the run still skip what was frozen.
+    config.add_cleanup(lambda: _unfreeze(config))
     if explicit:
         options(config)  # an explicit --rk-* value is checked now: a bad one is a usage error at start-up
     if not hasattr(config, "workerinput"):
@@ -188,8 +191,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         generator.close()
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_unconfigure(config: pytest.Config) -> None:
+def _unfreeze(config: pytest.Config) -> None:
     # The frozen objects go back to the collector: a pytest run inside this process (pytester,
     # an IDE, a notebook) must not leave them immortal for whatever runs next.
     if config.stash.get(FROZEN_KEY, False):
