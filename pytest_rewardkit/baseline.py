@@ -88,7 +88,7 @@ class Comparison(BaseModel):
 
 def load_baseline(path: Path) -> tuple[list[RowOutcome], str]:
     """The rows of an earlier run, from its summary.json or its results folder, and a label."""
-    from pytest_rewardkit.merge import read_outcomes
+    from pytest_rewardkit.outcomes import read_outcomes
 
     directory = path.parent if path.is_file() else path
     return read_outcomes(directory), str(path)

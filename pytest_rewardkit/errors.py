@@ -14,7 +14,8 @@
     ├── GenerationError    a model call failed (subclasses in pytest_rewardkit.generation)
     ├── EvaluatorAPIError  a Fireworks evaluator call failed (subclasses in pytest_rewardkit.evaluators.api)
     ├── CassetteError      a cassette cannot be read or written (pytest_rewardkit.recording.SecretLeak)
-    │   └── ReplayMiss         a rollout's request is not in its cassette (generation.rollout)
+    │   └── ReplayMiss         a request the row needs is not in its cassette, which may not record it;
+    │                          also a RowError (generation.rollout's says which turn)
     ├── SandboxError       the code sandbox cannot run (pytest_rewardkit.sandbox)
     │   └── SandboxUnavailable code cannot run safely here
     │       ├── SandboxFailed          the sandbox failed before starting the program
@@ -74,6 +75,11 @@ class SandboxError(RewardkitError):
 
 class RowError(RewardkitError):
     """The row could not be scored (bad row, failed generation, broken reward): an error, not a 0."""
+
+
+class ReplayMiss(CassetteError, RowError):
+    """A request the row needs is not in its cassette and the record mode may not add it: the row
+    is an error item (its outcome's error type is ReplayMiss) whose message says how to record it."""
 
 
 class SessionStop(RewardkitError):

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 
 from pytest_rewardkit.config import Settings
-from pytest_rewardkit.errors import RewardError, RowError
+from pytest_rewardkit.errors import RewardError, RewardkitError, RowError
 from pytest_rewardkit.models import EvaluateResult, Message, Response, ResponseStats, Row, Trajectory, excerpt
 from pytest_rewardkit.resolver import BoundReward, Resolver, resolver_for
 from pytest_rewardkit.reward import RewardFunction
@@ -32,11 +32,42 @@ class RewardFailure(AssertionError):
     """The row was scored and its reward is below the threshold."""
 
 
+class ErrorInfo(BaseModel):
+    """Why a row or a variant could not be scored. `type` is a name to count and filter by: the
+    error behind it (ReplayMiss, RateLimitError, UnknownReward, ... from pytest_rewardkit.errors and
+    generation, or whatever a reward raised), else RewardTimeout, InvalidScore or MalformedRow;
+    `message` says what happened and the fix."""
+
+    type: str
+    message: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        # A plain message (outcomes.jsonl version 1 had nothing else) is a row problem of no known kind.
+        return {"type": RowError.__name__, "message": value} if isinstance(value, str) else value
+
+    @classmethod
+    def of(cls, exc: BaseException) -> ErrorInfo:
+        return cls(type=error_type(exc), message=str(exc))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def error_type(exc: BaseException) -> str:
+    """The name of the error behind `exc`: a plain RowError that only carries another error's
+    message (`raise RowError(str(exc)) from exc`) is that error."""
+    if type(exc) is RowError and isinstance(exc.__cause__, RewardkitError):
+        return error_type(exc.__cause__)
+    return type(exc).__name__
+
+
 class VariantResult(BaseModel):
     index: int
     response: Message | None
     result: EvaluateResult | None
-    error: str | None = None
+    error: ErrorInfo | None = None
     passed: bool = False
     stats: ResponseStats | None = None  # tokens, finish reason, latency, cost: when the source knows them
     trajectory: Trajectory | None = None  # a multi-turn row's rollout; `response` is its last answer
@@ -65,7 +96,7 @@ class RowOutcome(BaseModel):
     variants: list[VariantResult]
     reward: float | None
     passed: bool
-    error: str | None = None
+    error: ErrorInfo | None = None
     group: dict[str, str] = {}
     ground_truth: Any = None
 
@@ -95,13 +126,13 @@ class RowOutcome(BaseModel):
                 f"({self.aggregate} of {len(self.variants)} variant(s))"
             )
         else:
-            error = self.error or "not scored"
+            error = self.error.message if self.error else "not scored"
             head = error if f"row {self.row_id}" in error else f"row {self.row_id}: {error}"
         lines = [head]
         for v in self.variants:
             shown = excerpt(v.response.text if v.response else "", EXCERPT)
             if v.error:
-                lines.append(f"  [{v.index}] error: {v.error}")
+                lines.append(f"  [{v.index}] error: {v.error.message}")
             elif v.result is not None:
                 lines.append(f"  [{v.index}] score {v.result.score:.3f}: {v.result.reason}")
             lines.append(f"      response: {shown}")
@@ -198,22 +229,17 @@ def score_variant(
     try:
         result = run_with_deadline(lambda: reward(messages, ground_truth=case.row.ground_truth, **kwargs), timeout)
     except CallTimeout:
-        return VariantResult(
-            **known,
-            result=None,
-            error=f"reward {reward.name!r} did not finish within {timeout:g} s (reward.timeout in "
-            f"{case.settings.config_path.name}); the run goes on",
+        message = (
+            f"reward {reward.name!r} did not finish within {timeout:g} s (reward.timeout in "
+            f"{case.settings.config_path.name}); the run goes on"
         )
+        return VariantResult(**known, result=None, error=ErrorInfo(type="RewardTimeout", message=message))
     except Exception as exc:
-        return VariantResult(
-            **known, result=None, error=f"reward {reward.name!r} raised {type(exc).__name__}: {exc}{user_location(exc)}"
-        )
+        message = f"reward {reward.name!r} raised {type(exc).__name__}: {exc}{user_location(exc)}"
+        return VariantResult(**known, result=None, error=ErrorInfo(type=type(exc).__name__, message=message))
     if result.is_error:
-        return VariantResult(
-            **known,
-            result=result,
-            error=f"reward {reward.name!r} returned an invalid score: {result.error or result.reason}",
-        )
+        message = f"reward {reward.name!r} returned an invalid score: {result.error or result.reason}"
+        return VariantResult(**known, result=result, error=ErrorInfo(type="InvalidScore", message=message))
     return VariantResult(**known, result=result, passed=result.score >= case.settings.threshold)
 
 
@@ -257,7 +283,12 @@ def _outcome_fields(settings: Settings, row_id: str) -> dict[str, Any]:
 def unscored_outcome(settings: Settings, row_id: str, error: str) -> RowOutcome:
     """The outcome of a row that could not even be read (a malformed dataset line)."""
     return RowOutcome(
-        **_outcome_fields(settings, row_id), prompt=[], variants=[], reward=None, passed=False, error=error
+        **_outcome_fields(settings, row_id),
+        prompt=[],
+        variants=[],
+        reward=None,
+        passed=False,
+        error=ErrorInfo(type="MalformedRow", message=error),
     )
 
 
@@ -276,7 +307,9 @@ def evaluate_case(case: Case, reward: RewardFunction | None = None) -> RowOutcom
         responses = case.responses()
         bound = case.bound_reward(reward)
     except (RowError, RewardError) as exc:
-        return RowOutcome(**base, prompt=case.row.messages, variants=[], reward=None, passed=False, error=str(exc))
+        return RowOutcome(
+            **base, prompt=case.row.messages, variants=[], reward=None, passed=False, error=ErrorInfo.of(exc)
+        )
     # The suite's params, then the row's extra fields (which win).
     kwargs = {**bound.params, **extra}
     variants = [score_variant(bound.reward, kwargs, case, i, response) for i, response in enumerate(responses)]
@@ -284,16 +317,12 @@ def evaluate_case(case: Case, reward: RewardFunction | None = None) -> RowOutcom
         price = settings.prices.get(settings.model or "")
         for variant, stats in zip(variants, responses.stats, strict=False):
             variant.stats = stats if price is None else stats.model_copy(update={"cost": price.cost(stats)})
-    errors = [v for v in variants if v.error]
+    errors = [v.error for v in variants if v.error]
     if errors:
-        return RowOutcome(
-            **base,
-            prompt=prompt,
-            variants=variants,
-            reward=None,
-            passed=False,
-            error=f"{len(errors)} of {len(variants)} variant(s) could not be scored",
-        )
+        # Typed as the first variant's error: a row is found by what went wrong with it.
+        message = f"{len(errors)} of {len(variants)} variant(s) could not be scored"
+        error = ErrorInfo(type=errors[0].type, message=message)
+        return RowOutcome(**base, prompt=prompt, variants=variants, reward=None, passed=False, error=error)
     scores = [v.result.score for v in variants if v.result is not None]
     value = _aggregate(settings.aggregate, scores)
     return RowOutcome(**base, prompt=prompt, variants=variants, reward=value, passed=value >= settings.threshold)

@@ -58,7 +58,8 @@ def _variant(v: VariantResult) -> dict[str, Any]:
         if result
         else {},
         "passed": v.passed,
-        "error": v.error,
+        "error": v.error.message if v.error else None,
+        "error_type": v.error.type if v.error else None,
         "response": v.response.to_api() if v.response else None,
         "stats": v.stats.model_dump(mode="json") if v.stats else None,
     }
@@ -72,7 +73,8 @@ def _row(outcome: RowOutcome, combo: int) -> dict[str, Any]:
         "reward": outcome.reward,
         "threshold": outcome.threshold,
         "aggregate": outcome.aggregate,
-        "error": outcome.error,
+        "error": outcome.error.message if outcome.error else None,
+        "error_type": outcome.error.type if outcome.error else None,
         "group": outcome.group,
         "prompt": [m.to_api() for m in outcome.prompt],
         "variants": [_variant(v) for v in outcome.variants],

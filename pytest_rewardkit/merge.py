@@ -13,50 +13,23 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from pytest_rewardkit.evaluation import RowOutcome
+from pytest_rewardkit.outcomes import SUMMARY, OutcomesError, ResultsWriter, read_outcomes, row_order
 from pytest_rewardkit.report import (
-    OUTCOMES_VERSION,
-    GateSpec,
+    GateOptions,
     GateVerdict,
-    ResultsWriter,
     RunFacts,
     RunStatus,
     Selection,
     SuiteSummary,
     annotate,
     format_summary,
-    gate,
-    natural_key,
+    run_verdict,
     summarize,
 )
 
-OUTCOMES = "outcomes.jsonl"
-SUMMARY = "summary.json"
 
-
-class MergeError(Exception):
+class MergeError(OutcomesError):
     """The folders cannot be merged; the message names the folder and the fix."""
-
-
-def read_outcomes(directory: Path) -> list[RowOutcome]:
-    """The per-row outcomes a run wrote to `directory` (its --rk-output folder)."""
-    path = directory / OUTCOMES
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise MergeError(f"{directory}: no {OUTCOMES}; pass the --rk-output folder of a pytest run") from None
-    outcomes = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            version = record.pop("version", None)
-            if version != OUTCOMES_VERSION:
-                raise ValueError(f"record version {version!r}, this pytest-rewardkit reads {OUTCOMES_VERSION}")
-            outcomes.append(RowOutcome.model_validate(record))
-        except (ValueError, ValidationError, AttributeError) as exc:
-            raise MergeError(f"{path}:{number}: not a row outcome ({exc})") from exc
-    return outcomes
 
 
 def read_summary(directory: Path) -> dict[str, Any]:
@@ -76,11 +49,13 @@ def read_summary(directory: Path) -> dict[str, Any]:
     return data
 
 
-def merge_facts(facts: Sequence[RunFacts]) -> RunFacts:
+def merge_facts(facts: Sequence[RunFacts], directories: Sequence[Path]) -> RunFacts:
     """What one run over every shard's rows would have known. Rows add up across shards; tests
-    that are not rows ran on every shard, so their failures are counted once."""
+    that are not rows ran on every shard, so their failures are counted once. The shards' gate
+    options must agree (they stand for one command line)."""
     selections: dict[tuple[str, str, str], Selection] = {}
     skipped: dict[str, int] = {}
+    verdict_failures: dict[str, int] = {}
     for f in facts:
         for s in f.selections:
             merged = selections.setdefault(s.key, Selection(suite=s.suite, dataset=s.dataset, model=s.model))
@@ -90,16 +65,49 @@ def merge_facts(facts: Sequence[RunFacts]) -> RunFacts:
             merged.gate = s.gate if s.gate is not None else merged.gate
         for key, count in f.skipped.items():
             skipped[key] = skipped.get(key, 0) + count
+        for key, count in f.verdict_failures.items():
+            verdict_failures[key] = verdict_failures.get(key, 0) + count
+    for f, directory in zip(facts, directories, strict=True):
+        if f.gate_options != facts[0].gate_options:
+            raise MergeError(
+                f"{directory} ran with gate options {_options_text(f.gate_options)}, {directories[0]} with "
+                f"{_options_text(facts[0].gate_options)}: run the shards with the same options, or give the "
+                "gate to merge"
+            )
     outside = list(dict.fromkeys(name for f in facts for name in f.outside_failures))
     return RunFacts(
+        gate_options=facts[0].gate_options,
         selections=sorted(selections.values(), key=lambda s: s.key),
         skipped=dict(sorted(skipped.items())),
+        verdict_failures=dict(sorted(verdict_failures.items())),
         deselected_by=list(dict.fromkeys(flag for f in facts for flag in f.deselected_by)),
         stopped=next((f.stopped for f in facts if f.stopped), None),
         outside_failures=outside,
         outside_failure_count=max([len(outside), *(f.outside_failure_count for f in facts)]),
         collection_errors=list(dict.fromkeys(e for f in facts for e in f.collection_errors)),
+        scored_twice=[d for f in facts for d in f.scored_twice],
     )
+
+
+def _options_text(options: GateOptions) -> str:
+    given = options.model_dump(exclude_none=True)
+    return " ".join(f"--rk-{name.replace('_', '-')} {value}" for name, value in given.items()) or "(none)"
+
+
+def gate_options(shards: GateOptions, command_line: GateOptions) -> GateOptions:
+    """The gate merge applies: the shards' command line's, with merge's own options overriding it
+    as pytest's command line overrides a suite's YAML. A pass-rate bar and a baseline each come
+    whole from one side (merge's `--min-pass-rate 0.8` alone means an error rate of 0, as with pytest)."""
+    chosen = shards
+    if command_line.min_pass_rate is not None or command_line.max_error_rate is not None:
+        chosen = chosen.model_copy(
+            update={"min_pass_rate": command_line.min_pass_rate, "max_error_rate": command_line.max_error_rate}
+        )
+    if command_line.baseline is not None or command_line.max_regressions is not None:
+        chosen = chosen.model_copy(
+            update={"baseline": command_line.baseline, "max_regressions": command_line.max_regressions}
+        )
+    return chosen
 
 
 def read_shards(directories: Sequence[Path]) -> tuple[list[RowOutcome], RunFacts, list[int] | None, RunStatus]:
@@ -133,7 +141,7 @@ def read_shards(directories: Sequence[Path]) -> tuple[list[RowOutcome], RunFacts
             seen[key] = directory
             outcomes.append(outcome)
     run = RunStatus(interrupted=False, rows_finished=len(outcomes), rows_collected=collected)
-    return outcomes, merge_facts(facts), ks[0], run
+    return outcomes, merge_facts(facts, directories), ks[0], run
 
 
 class MergeResult(BaseModel):
@@ -143,37 +151,44 @@ class MergeResult(BaseModel):
     lines: list[str]
 
 
-def exit_status_without_gate(outcomes: Sequence[RowOutcome], facts: RunFacts) -> int:
-    """pytest's own status for these rows: 1 when a row (or another test) failed, else 0; 5 when
-    nothing ran, 2 when collection failed, as pytest says."""
-    if facts.collection_errors:
-        return 2
-    if not outcomes and not facts.outside_failure_count:
-        return 5
-    return 1 if facts.outside_failure_count or any(not o.passed for o in outcomes) else 0
+def pytest_status(outcomes: Sequence[RowOutcome], facts: RunFacts) -> int:
+    """pytest's own status (before a gate) of one run over these rows: 1 when a row or another
+    test failed, or collection failed (merge refuses an interrupted shard, so its run went on
+    past collection errors), 5 when nothing ran, else 0."""
+    if facts.collection_errors or facts.outside_failure_count or any(not o.passed for o in outcomes):
+        return 1
+    return 0 if outcomes else 5
 
 
 def merge_runs(
     directories: Sequence[Path],
     output: Path | None,
     html: Path | None = None,
-    spec: GateSpec | None = None,
-    baseline: Path | None = None,
-    max_regressions: int | None = None,
+    command_line: GateOptions | None = None,
 ) -> MergeResult:
     """Combine the shards' folders into `output` (summary.json, results.jsonl, outcomes.jsonl)
-    and `html`, with the gate `spec` applied as one run with the same options would."""
+    and `html`, judged as one run over every row would be: by each suite's `gate:` and the gate
+    options the shards ran with, `command_line` (merge's own) overriding them."""
     from pytest_rewardkit.baseline import compare, load_baseline, regression_reasons
 
     outcomes, facts, ks, run = read_shards(directories)
-    outcomes.sort(key=lambda o: (o.suite, o.dataset, o.model, natural_key(o.row_id)))
+    facts.gate_options = gate_options(facts.gate_options, command_line or GateOptions())
+    outcomes.sort(key=row_order)
     summaries = annotate(summarize(outcomes, ks), facts)
     comparisons = []
-    if baseline is not None:
+    if facts.gate_options.baseline is not None:
+        baseline = Path(facts.gate_options.baseline)
+        from_shards = command_line is None or command_line.baseline is None
+        if from_shards and not baseline.exists():
+            raise MergeError(
+                f"the shards compared with --rk-baseline {baseline}, which is not here: give merge --baseline"
+            )
         base_outcomes, label = load_baseline(baseline)
         comparisons = compare(outcomes, base_outcomes, label)
-    extra = regression_reasons(comparisons, max_regressions) if max_regressions is not None else []
-    verdict = gate(summaries, spec, facts, extra) if spec is not None else None
+    max_regressions = facts.gate_options.max_regressions
+    regressions = regression_reasons(comparisons, max_regressions) if max_regressions is not None else []
+    status = pytest_status(outcomes, facts)
+    verdict = run_verdict(summaries, facts, status, regressions)
     if output is not None:
         writer = ResultsWriter(output)
         for outcome in outcomes:
@@ -188,8 +203,9 @@ def merge_runs(
         lines += [f"{c.suite} [{c.model}]", *c.lines()]
     if verdict is not None:
         lines.append(verdict.line)
-    status = verdict.exit_status if verdict is not None else exit_status_without_gate(outcomes, facts)
-    return MergeResult(summaries=summaries, verdict=verdict, exit_status=status, lines=lines)
+    return MergeResult(
+        summaries=summaries, verdict=verdict, exit_status=verdict.exit_status if verdict else status, lines=lines
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -199,8 +215,9 @@ def register(subparsers: Any) -> None:
         help="combine the results folders of --rk-shard runs into one run's results, report and exit status",
         description=(
             "Combine the --rk-output folders of the shards of a run (pytest ... --rk-shard i/n) into one "
-            "summary.json, gate verdict, HTML report and exit status, exactly as one run over every row. "
-            "Give the gate options here (the shards run without a gate)."
+            "summary.json, gate verdict, HTML report and exit status, exactly as one run over every row: "
+            "each suite's YAML gate and the gate options the shards ran with apply; the options given here "
+            "override the shards' as pytest's command line overrides the YAML."
         ),
     )
     parser.add_argument("directories", nargs="+", type=Path, metavar="DIR", help="a shard's --rk-output folder")
@@ -231,13 +248,9 @@ def run(args: Any) -> int:
     except ConfigError as exc:
         print(f"merge: {exc}", file=sys.stderr)
         return 4
-    gated = opts.min_pass_rate is not None or opts.max_regressions is not None
-    spec = GateSpec(min_pass_rate=opts.min_pass_rate or 0.0, max_error_rate=opts.max_error_rate or 0.0)
     try:
-        result = merge_runs(
-            args.directories, opts.output, opts.html, spec if gated else None, opts.baseline, opts.max_regressions
-        )
-    except MergeError as exc:
+        result = merge_runs(args.directories, opts.output, opts.html, GateOptions.given(opts))
+    except OutcomesError as exc:
         print(f"merge: {exc}", file=sys.stderr)
         return 4
     print("\n".join(result.lines))

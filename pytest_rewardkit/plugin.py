@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from pytest_rewardkit.collection import BoundCase
     from pytest_rewardkit.evaluation import RowOutcome
     from pytest_rewardkit.evaluators.run import RunPreview
-    from pytest_rewardkit.report import GateVerdict, ResultsWriter, ScoredTwice, Selection, SuiteSummary
+    from pytest_rewardkit.outcomes import ResultsWriter
+    from pytest_rewardkit.report import GateVerdict, ScoredTwice, Selection, SuiteSummary
     from pytest_rewardkit.testing import FakeChatServer
 
 
@@ -257,7 +258,8 @@ class RunRecorder:
         if report.when != "teardown":
             return
         from pytest_rewardkit.evaluation import RowOutcome
-        from pytest_rewardkit.report import ResultsWriter, junit_properties
+        from pytest_rewardkit.outcomes import ResultsWriter
+        from pytest_rewardkit.report import junit_properties
 
         # Only the HTML report shows conversations after the run; the summary needs the figures.
         # --rk-evaluator sends the responses the run scored.
@@ -336,38 +338,28 @@ class RunRecorder:
         asked = opts.html is not None or opts.shard is not None or opts.baseline is not None
         if not self.outcomes and not gated and not asked:
             return  # no suite ran and nothing asked for: nothing to say
-        from pytest_rewardkit.config import GateSpec
-        from pytest_rewardkit.report import ResultsWriter, annotate, gate, not_applied, summarize
+        from pytest_rewardkit.outcomes import OutcomesError, ResultsWriter
+        from pytest_rewardkit.report import annotate, run_verdict, summarize
 
-        facts = self._facts(session, selections, opts.min_pass_rate is not None or opts.max_regressions is not None)
+        facts = self._facts(session, selections)
         # Computed once here; the terminal summary, printed after this hook, shows the same figures.
         self.summaries = annotate(summarize(self.outcomes, opts.k), facts)
         regressions: list[str] = []
         if opts.baseline is not None and not collect_only:
             from pytest_rewardkit.baseline import compare, load_baseline, regression_reasons
-            from pytest_rewardkit.merge import MergeError
 
             try:
                 baseline, label = load_baseline(opts.baseline)
-            except MergeError as exc:
+            except OutcomesError as exc:
                 raise pytest.UsageError(f"--rk-baseline: {exc}") from exc
             self.comparisons = compare(self.outcomes, baseline, label)
             if opts.max_regressions is not None:
                 regressions = regression_reasons(self.comparisons, opts.max_regressions)
         if gated:
-            if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-                # A command-line gate (a pass rate, or regressions alone) covers every suite,
-                # including rows no selection record names; without one, only suites with a
-                # `gate:` are gated.
-                spec = (
-                    GateSpec(min_pass_rate=opts.min_pass_rate or 0.0, max_error_rate=opts.max_error_rate or 0.0)
-                    if opts.min_pass_rate is not None or opts.max_regressions is not None
-                    else None
-                )
-                self.verdict = gate(self.summaries, spec, facts, regressions)
+            # The same judgement merge makes of the shards' folders (report.run_verdict).
+            self.verdict = run_verdict(self.summaries, facts, int(exitstatus), regressions)
+            if self.verdict is not None:
                 session.exitstatus = self.verdict.exit_status
-            else:
-                self.verdict = not_applied(int(exitstatus), _EXIT_WORDS.get(int(exitstatus), "pytest's own status"))
         if opts.evaluator is not None and self.outcomes and not collect_only:
             from pytest_rewardkit.evaluators.run import preview_session
 
@@ -403,25 +395,17 @@ class RunRecorder:
         selections: list[Selection] = self.config.stash.get(SELECTIONS_KEY, [])
         return selections
 
-    def _facts(self, session: pytest.Session, selections: list[Selection], all_gated: bool) -> Any:
-        from pytest_rewardkit.report import RunFacts
+    def _facts(self, session: pytest.Session, selections: list[Selection]) -> Any:
+        from pytest_rewardkit.report import GateOptions, RunFacts
 
-        gated = {"/".join(s.key) for s in selections if s.gate is not None}
-        names = {"/".join(s.key): f"{s.suite}/{s.model}" for s in selections}
-        # A row's verdict is the gate's to judge only when its suite has a gate; "" is a verdict
-        # whose suite is unknown, judged only by a gate over every suite.
-        ungated = {
-            names.get(key, key or "(unknown suite)"): count
-            for key, count in self.verdict_failures.items()
-            if not all_gated and key not in gated
-        }
         # pytest's count of failures (reports and collection errors) also covers any that were
         # not seen as reports here; whatever is not a row's verdict is outside the gate.
         verdicts = sum(self.verdict_failures.values())
         outside = max(session.testsfailed - verdicts - len(self.collection_errors), 0)
         return RunFacts(
+            gate_options=GateOptions.given(options(self.config)),
             selections=selections,
-            ungated_rows=ungated,
+            verdict_failures=self.verdict_failures,
             skipped=self.skipped,
             deselected_by=_deselecting_options(self.config),
             stopped=str(session.shouldfail or session.shouldstop) if session.shouldfail or session.shouldstop else None,
@@ -463,14 +447,6 @@ class RunRecorder:
             line = failure_line(self.previews)
             if line is not None:
                 reporter.write_line(line, red=True, bold=True)
-
-
-_EXIT_WORDS = {
-    int(pytest.ExitCode.INTERRUPTED): "run interrupted",
-    int(pytest.ExitCode.INTERNAL_ERROR): "internal error",
-    int(pytest.ExitCode.USAGE_ERROR): "usage error",
-    int(pytest.ExitCode.NO_TESTS_COLLECTED): "no tests collected",
-}
 
 
 def _deselecting_options(config: pytest.Config) -> list[str]:

@@ -1,21 +1,16 @@
-"""Figures over scored rows: pass rate with its interval, pass@k, the CI gate, result files."""
+"""Figures over scored rows: pass rate with its interval, pass@k, the CI gate and the verdict."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
-from pathlib import Path
-from typing import IO, Any
 
 from pydantic import BaseModel, computed_field
 
-from pytest_rewardkit.config import GateSpec
+from pytest_rewardkit.config import GateSpec, Options
 from pytest_rewardkit.evaluation import MISSING, RowOutcome
-from pytest_rewardkit.files import write_atomically
 from pytest_rewardkit.models import excerpt
 
 
@@ -212,21 +207,70 @@ class Selection(BaseModel):
         return self.suite, self.dataset, self.model
 
 
-class RunFacts(BaseModel):
-    """What pytest knows about the run beyond the scored rows, for the gate and the summary."""
+class GateOptions(BaseModel):
+    """The gate options of a command line (pytest's --rk-*, or merge's, which stand for them)."""
 
+    min_pass_rate: float | None = None
+    max_error_rate: float | None = None
+    baseline: str | None = None
+    max_regressions: int | None = None
+
+    @classmethod
+    def given(cls, opts: Options) -> GateOptions:
+        """The gate options among a run's validated options."""
+        baseline = str(opts.baseline) if opts.baseline is not None else None
+        return cls(
+            min_pass_rate=opts.min_pass_rate,
+            max_error_rate=opts.max_error_rate,
+            baseline=baseline,
+            max_regressions=opts.max_regressions,
+        )
+
+    @property
+    def gates_every_suite(self) -> bool:
+        """A command-line gate (a pass rate, or regressions alone) covers every suite, including
+        rows no selection record names; without one, only suites with a `gate:` are gated."""
+        return self.min_pass_rate is not None or self.max_regressions is not None
+
+    def spec(self) -> GateSpec | None:
+        """The bar the command line sets for every suite (None: each suite's own `gate:`)."""
+        if not self.gates_every_suite:
+            return None
+        return GateSpec(min_pass_rate=self.min_pass_rate or 0.0, max_error_rate=self.max_error_rate or 0.0)
+
+
+class RunFacts(BaseModel):
+    """What pytest knows about the run beyond the scored rows, for the gate and the summary; in
+    summary.json, so that merge judges shards as one run over their rows would be judged."""
+
+    gate_options: GateOptions = GateOptions()
     selections: list[Selection] = []
     skipped: dict[str, int] = {}  # by "suite/dataset/model": rows skipped on purpose (skip markers)
     deselected_by: list[str] = []  # the options that narrowed the selection, e.g. ["-k"]
     stopped: str | None = None  # pytest stopped early (-x, --maxfail): its reason
     outside_failures: list[str] = []  # failed tests that are not rows' verdicts
     outside_failure_count: int = 0  # pytest's count, which also covers what the names miss
-    ungated_rows: dict[str, int] = {}  # by "suite/dataset/model": low or errored rows no gate judges
+    verdict_failures: dict[str, int] = {}  # by "suite/dataset/model": items failed by a row's verdict
     collection_errors: list[str] = []
     scored_twice: list[ScoredTwice] = []
 
     def skipped_rows(self, key: SuiteKey) -> int:
         return self.skipped.get("/".join(key), 0)
+
+
+def ungated_rows(facts: RunFacts) -> dict[str, int]:
+    """The items failed by a row's verdict that no gate judges, by suite: a row's verdict is the
+    gate's only when its suite has a gate or the command line gates every suite; "" is a verdict
+    whose suite is unknown, judged only by a gate over every suite."""
+    if facts.gate_options.gates_every_suite:
+        return {}
+    gated = {"/".join(s.key) for s in facts.selections if s.gate is not None}
+    names = {"/".join(s.key): f"{s.suite}/{s.model}" for s in facts.selections}
+    return {
+        names.get(key, key or "(unknown suite)"): count
+        for key, count in facts.verdict_failures.items()
+        if key not in gated
+    }
 
 
 def annotate(summaries: list[SuiteSummary], facts: RunFacts) -> list[SuiteSummary]:
@@ -247,7 +291,9 @@ def annotate(summaries: list[SuiteSummary], facts: RunFacts) -> list[SuiteSummar
                     "deselected": selection.deselected if selection else 0,
                     "limit": selection.limit if selection else None,
                     "skipped": skipped,
-                    "scored_twice": [d for d in facts.scored_twice if d.key == key],
+                    "scored_twice": sorted(
+                        (d for d in facts.scored_twice if d.key == key), key=lambda d: natural_key(d.row_id)
+                    ),
                 }
             )
         )
@@ -427,8 +473,8 @@ def rows_to_settle(rate: float, bar: float, limit: int = 10_000_000) -> int | No
 def _outside(facts: RunFacts) -> str:
     """What failed that the gate does not judge, in words ('' when nothing)."""
     parts = []
-    if facts.ungated_rows:
-        shown = ", ".join(f"{key} {count}" for key, count in sorted(facts.ungated_rows.items()))
+    if ungated := ungated_rows(facts):
+        shown = ", ".join(f"{key} {count}" for key, count in sorted(ungated.items()))
         parts.append(f"low or errored rows of suites without a gate ({shown})")
     if facts.outside_failure_count:
         names = ", ".join(facts.outside_failures[:3]) + (", ..." if len(facts.outside_failures) > 3 else "")
@@ -439,6 +485,21 @@ def _outside(facts: RunFacts) -> str:
         names = ", ".join(facts.collection_errors[:3]) + (", ..." if count > 3 else "")
         parts.append(f"{count} collection error{'s' if count > 1 else ''} ({names})")
     return "; ".join(parts)
+
+
+EXIT_WORDS = {2: "run interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
+
+
+def run_verdict(
+    summaries: list[SuiteSummary], facts: RunFacts, pytest_status: int, regressions: Sequence[str] = ()
+) -> GateVerdict | None:
+    """The verdict of a run (pytest's, or merge's over its shards): None when nothing gates it;
+    not applied when pytest's own status is neither 0 nor 1 (that status stands)."""
+    if not facts.gate_options.gates_every_suite and not any(s.gate is not None for s in facts.selections):
+        return None
+    if pytest_status not in (0, 1):
+        return not_applied(pytest_status, EXIT_WORDS.get(pytest_status, "pytest's own status"))
+    return gate(summaries, facts.gate_options.spec(), facts, regressions)
 
 
 def not_applied(exit_status: int, why: str) -> GateVerdict:
@@ -573,9 +634,9 @@ def junit_properties(outcome: RowOutcome) -> list[tuple[str, str]]:
             ",".join("" if v.result is None else f"{v.result.score:.6g}" for v in outcome.variants),
         ),
     ]
-    reason = outcome.error or next(
-        (v.error or (v.result.reason if v.result else "") for v in outcome.variants if not v.passed), ""
-    )
+    failing = next((v for v in outcome.variants if not v.passed), None)
+    error = outcome.error or (failing.error if failing else None)
+    reason = error.message if error else (failing.result.reason if failing and failing.result else "")
     if reason:
         props.append(("rewardkit.reason", excerpt(reason, 300)))
     if stats:
@@ -593,111 +654,13 @@ class RunStatus(BaseModel):
     rows_collected: int
 
 
-def _sorted_facts(facts: RunFacts) -> RunFacts:
+def sorted_facts(facts: RunFacts) -> RunFacts:
     """The facts in a fixed order, so that the same run gives the same file however it ran."""
     return facts.model_copy(
         update={
             "selections": sorted(facts.selections, key=lambda s: s.key),
             "skipped": dict(sorted(facts.skipped.items())),
+            "verdict_failures": dict(sorted(facts.verdict_failures.items())),
+            "scored_twice": sorted(facts.scored_twice, key=lambda d: (*d.key, d.row_id)),
         }
     )
-
-
-OUTCOMES_VERSION = 1  # of outcomes.jsonl's records: what merge and --rk-baseline read back
-
-
-GROUND_TRUTH_INLINE = 2000  # characters of JSON; a larger ground truth is recorded as its hash
-
-
-def ground_truth_record(value: Any) -> Any:
-    """The row's ground truth as results.jsonl holds it: itself, or when large (a test suite, a
-    long document) `{"sha256": ..., "chars": ...}` of its JSON, enough to tell which one it was."""
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    if len(text) <= GROUND_TRUTH_INLINE:
-        return value
-    return {"sha256": hashlib.sha256(text.encode()).hexdigest(), "chars": len(text)}
-
-
-class ResultsWriter:
-    """`results.jsonl` (one line per row x variant) and `outcomes.jsonl` (one versioned record
-    per row: everything known about it, read back by merge and --rk-baseline), both flushed as
-    rows finish, so an interrupted run leaves every finished row on disk; and `summary.json`
-    (replaced atomically) with the figures, the gate's verdict and what the run selected."""
-
-    def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.directory = directory
-        self._file: IO[str] = (directory / "results.jsonl").open("w", encoding="utf-8")
-        self._outcomes: IO[str] = (directory / "outcomes.jsonl").open("w", encoding="utf-8")
-
-    def write(self, outcome: RowOutcome) -> None:
-        record = {"version": OUTCOMES_VERSION, **outcome.model_dump(mode="json")}
-        self._outcomes.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._outcomes.flush()
-        prompt = [m.to_api() for m in outcome.prompt]
-        generated = outcome.model != "dataset"
-        common: dict[str, Any] = {
-            "suite": outcome.suite,
-            "row_id": outcome.row_id,
-            "model": outcome.model,
-            # Sampling parameters describe a generation; rows scored as stored had none.
-            "parameters": outcome.parameters if generated else None,
-            "messages": prompt,
-            "ground_truth": ground_truth_record(outcome.ground_truth),
-            # The row's own verdict beside each variant's: what the item and the pass rate count.
-            "row_reward": outcome.reward,
-            "row_passed": outcome.passed,
-            "row_error": outcome.error,
-        }
-        if not outcome.variants:
-            record = {
-                **common,
-                "variant": None,
-                "response": None,
-                "score": None,
-                "reason": None,
-                "metrics": {},
-                "passed": False,
-                "error": outcome.error,
-            }
-            self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
-        for v in outcome.variants:
-            result = v.result
-            record = {
-                **common,
-                "variant": v.index,
-                "response": v.response.to_api() if v.response else None,
-                "score": result.score if result else None,
-                "reason": result.reason if result else None,
-                "metrics": {k: m.model_dump() for k, m in result.metrics.items()} if result else {},
-                "passed": v.passed,
-                "error": v.error,
-                "stats": v.stats.model_dump() if v.stats else None,
-            }
-            if v.trajectory is not None:
-                # A rollout's whole conversation, turns, limits reached and the environment's final state.
-                record["trajectory"] = v.trajectory.model_dump(mode="json", exclude_none=True)
-            self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._file.flush()
-
-    def finish(
-        self,
-        summaries: list[SuiteSummary],
-        verdict: GateVerdict | None,
-        run: RunStatus | None = None,
-        facts: RunFacts | None = None,
-        ks: list[int] | None = None,
-        remote_preview: list[dict[str, Any]] | None = None,
-    ) -> None:
-        self._file.close()
-        self._outcomes.close()
-        payload = {
-            "summaries": [s.model_dump(mode="json") for s in summaries],
-            "gate": verdict.model_dump() if verdict else None,
-            "run": run.model_dump() if run else None,
-            # What merge needs to rebuild these figures from several shards' folders.
-            "facts": {**_sorted_facts(facts or RunFacts()).model_dump(mode="json"), "k": ks},
-        }
-        if remote_preview is not None:  # --rk-evaluator's per (suite, dataset, model) verdicts
-            payload["remote_preview"] = remote_preview
-        write_atomically(self.directory / "summary.json", json.dumps(payload, indent=2, ensure_ascii=False) + "\n")

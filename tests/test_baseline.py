@@ -130,4 +130,4 @@ def test_results_record_every_row_outcome_for_a_later_comparison(
 ) -> None:
     run_suite(pytester, make_suite, chat_row, "12", "--rk-output", "out")
     records = [json.loads(line) for line in (Path(pytester.path) / "out" / "outcomes.jsonl").read_text().splitlines()]
-    assert [(r["version"], r["row_id"], r["passed"]) for r in records] == [(1, "q00", True), (1, "q01", False)]
+    assert [(r["version"], r["row_id"], r["passed"]) for r in records] == [(2, "q00", True), (2, "q01", False)]

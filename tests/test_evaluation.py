@@ -10,7 +10,7 @@ import pytest
 
 from pytest_rewardkit import EvaluateResult, Message, Row, reward_function
 from pytest_rewardkit.config import Options, RewardSpec, Settings, SuiteConfig, combine
-from pytest_rewardkit.evaluation import Case, RewardFailure, RowError, RowOutcome, evaluate_case
+from pytest_rewardkit.evaluation import Case, ErrorInfo, RewardFailure, RowError, RowOutcome, evaluate_case
 from pytest_rewardkit.suite import run_suite
 
 EXAMPLES_MATH = Path(__file__).resolve().parent.parent / "examples" / "math"
@@ -108,9 +108,9 @@ def test_the_reward_named_in_the_settings_is_resolved() -> None:
 
 def test_a_row_without_an_assistant_turn_and_no_model_is_a_clear_error() -> None:
     outcome = evaluate_case(Case(make_settings(), make_row(("user", "question")), "q7"), numeric)
-    assert outcome.error is not None
-    assert "row q7 has no assistant turn to score and no model to generate one" in outcome.error
-    assert "--rk-model" in outcome.error
+    assert outcome.error is not None and outcome.error.type == "RowError"
+    assert "row q7 has no assistant turn to score and no model to generate one" in outcome.error.message
+    assert "--rk-model" in outcome.error.message
     assert (outcome.reward, outcome.passed, outcome.variants) == (None, False, [])
     with pytest.raises(RowError, match="no assistant turn"):
         outcome.check()
@@ -123,12 +123,13 @@ def test_a_reward_that_raises_is_an_error_not_a_zero() -> None:
 
     outcome = evaluate_case(Case(make_settings(), answered("1"), "r1"), explodes)
     assert outcome.reward is None and not outcome.passed
-    assert outcome.error == "1 of 1 variant(s) could not be scored"
+    # The row is typed by its variant's error: what the reward raised.
+    assert outcome.error == ErrorInfo(type="KeyError", message="1 of 1 variant(s) could not be scored")
     (variant,) = outcome.variants
     assert variant.result is None and not variant.passed
-    assert variant.error is not None
-    assert variant.error.startswith("reward 'explodes' raised KeyError: 'answer_key' (")
-    assert "test_evaluation.py:" in variant.error
+    assert variant.error is not None and variant.error.type == "KeyError"
+    assert variant.error.message.startswith("reward 'explodes' raised KeyError: 'answer_key' (")
+    assert "test_evaluation.py:" in variant.error.message
     with pytest.raises(RowError) as caught:
         outcome.check()
     assert not isinstance(caught.value, RewardFailure)
@@ -146,13 +147,14 @@ def test_a_result_marked_invalid_is_an_error_not_a_zero(result: EvaluateResult) 
     outcome = evaluate_case(Case(make_settings(threshold=0.0), answered("1"), "r1"), refuses)
     assert outcome.error is not None and outcome.reward is None and not outcome.passed
     (variant,) = outcome.variants
-    assert variant.error is not None and "reward 'refuses' returned an invalid score" in variant.error
+    assert variant.error is not None and variant.error.type == "InvalidScore"
+    assert "reward 'refuses' returned an invalid score" in variant.error.message
     assert variant.result == result
 
 
 def test_one_broken_variant_makes_the_row_an_error() -> None:
     outcome = evaluate_case(with_responses(make_settings(threshold=0.0), "1.0", "not a number", "0.5"), numeric)
-    assert outcome.error == "1 of 3 variant(s) could not be scored"
+    assert outcome.error == ErrorInfo(type="ValueError", message="1 of 3 variant(s) could not be scored")
     assert [v.error is None for v in outcome.variants] == [True, False, True]
     assert outcome.reward is None and not outcome.passed
 
@@ -164,7 +166,7 @@ def test_a_wrong_return_type_is_an_error_naming_the_reward() -> None:
 
     outcome = evaluate_case(Case(make_settings(), answered("1"), "r1"), returns_float)
     assert outcome.variants[0].error is not None
-    error = outcome.variants[0].error
+    error = outcome.variants[0].error.message
     assert "raised TypeError: reward function 'returns_float' (" in error and "returned float" in error
     assert "test_evaluation.py:" in error and "reward.py" not in error  # the user's function, not the wrapper
 
@@ -172,9 +174,10 @@ def test_a_wrong_return_type_is_an_error_naming_the_reward() -> None:
 def test_an_unknown_reward_is_an_error_for_the_row() -> None:
     settings = make_settings(reward=RewardSpec(name="no_such_module_xyz:reward"))
     outcome = evaluate_case(Case(settings, answered("1"), "r1"))
-    assert outcome.error is not None and "cannot import reward 'no_such_module_xyz:reward'" in outcome.error
+    assert outcome.error is not None and "cannot import reward 'no_such_module_xyz:reward'" in outcome.error.message
     unknown = evaluate_case(Case(make_settings(reward=RewardSpec(name="no-such-builtin")), answered("1"), "r1"))
-    assert unknown.error is not None and "unknown reward 'no-such-builtin'" in unknown.error
+    assert unknown.error is not None and unknown.error.type == "UnknownReward"
+    assert "unknown reward 'no-such-builtin'" in unknown.error.message
 
 
 def lacks_kwargs(messages: list[Message], ground_truth: Any = None) -> EvaluateResult:
@@ -184,7 +187,7 @@ def lacks_kwargs(messages: list[Message], ground_truth: Any = None) -> EvaluateR
 def test_a_suite_reward_with_a_wrong_signature_is_an_error_for_the_row() -> None:
     settings = make_settings(reward=RewardSpec(name="test_evaluation:lacks_kwargs"))
     outcome = evaluate_case(Case(settings, answered("1"), "r1"))
-    assert outcome.error is not None and "lacks_kwargs' must accept **kwargs" in outcome.error
+    assert outcome.error is not None and "lacks_kwargs' must accept **kwargs" in outcome.error.message
 
 
 def test_the_failure_message_shows_each_variant_score_reason_and_excerpt() -> None:

@@ -12,9 +12,9 @@ import pytest
 
 from pytest_rewardkit import EvaluateResult, Message, MetricResult
 from pytest_rewardkit.evaluation import RowOutcome, VariantResult
+from pytest_rewardkit.outcomes import ResultsWriter
 from pytest_rewardkit.report import (
     GateSpec,
-    ResultsWriter,
     RunFacts,
     Selection,
     annotate,
@@ -235,7 +235,7 @@ def test_results_file_has_one_line_per_row_and_variant_and_stays_valid_when_inte
     assert (first["score"], first["reason"], first["error"]) == (1.0, "scored 1.0", None)
     assert first["metrics"] == {"format": {"score": 1.0, "reason": "", "is_score_valid": True}}
     assert (first["model"], first["parameters"]) == ("dataset", None)  # scored as stored: nothing sampled
-    assert lines[2]["error"] == "row b has no assistant turn"
+    assert lines[2]["error"] == {"type": "RowError", "message": "row b has no assistant turn"}
     assert not (tmp_path / "out" / "summary.json").exists()
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import contextlib
+import io
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -121,3 +123,118 @@ def test_a_shard_that_holds_no_row_of_a_suite_still_writes_its_results(
     pytester.runpytest("--rk-shard", f"{empty}/2", "--rk-output", "out")
     summary = json.loads((pytester.path / "out" / "summary.json").read_text())
     assert summary["summaries"] == [] and (pytester.path / "out" / "outcomes.jsonl").read_text() == ""
+
+
+def run_and_merge(
+    pytester: pytest.Pytester, shards: int, *args: str, merge_args: tuple[str, ...] = ()
+) -> tuple[pytest.RunResult, int, str]:
+    """One run over every row (into `single`), the same run in `shards` shards merged (into
+    `merged`): the single run's result, merge's exit status and what merge printed."""
+    single = pytester.runpytest(*args, "--rk-output", "single")
+    for i in range(1, shards + 1):
+        pytester.runpytest(*args, "--rk-shard", f"{i}/{shards}", "--rk-output", f"shard{i}")
+    folders = [str(pytester.path / f"shard{i}") for i in range(1, shards + 1)]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["merge", *folders, "--output", str(pytester.path / "merged"), *merge_args])
+    return single, code, out.getvalue()
+
+
+def same_files(pytester: pytest.Pytester) -> None:
+    for name in ("summary.json", "outcomes.jsonl", "results.jsonl"):
+        merged = (pytester.path / "merged" / name).read_bytes()
+        assert merged == (pytester.path / "single" / name).read_bytes(), name
+
+
+GRADED = ["1"] * 9 + ["0"] * 2 + ["x"]  # 9 pass, 2 fail, 1 errored (the reward cannot read "x")
+
+
+@pytest.mark.parametrize(
+    ("gate", "args", "shards", "status", "verdict"),
+    [
+        ({"min_pass_rate": 0.5, "max_error_rate": 0.1}, (), 2, 0, "rewardkit gate: PASSED (every pass rate >= 50.0%*"),
+        ({"min_pass_rate": 0.9}, (), 3, 1, "rewardkit gate: FAILED (min pass rate 90.0%; below: suite/dataset 75.0%*"),
+        (
+            {"min_pass_rate": 0.5},
+            (),
+            4,
+            1,
+            "rewardkit gate: FAILED (errored: suite/dataset 1 of 12 rows (8.3%) > max 0.0%)*",
+        ),
+        (
+            {"min_pass_rate": 0.7, "on": "lower_bound"},
+            (),
+            4,
+            1,
+            "rewardkit gate: FAILED (below: suite/dataset 95% CI 46.8%-91.1% (pass rate 75.0%) not all >= 70.0%*",
+        ),
+        (None, ("--rk-min-pass-rate", "0.5", "--rk-max-error-rate", "0.1"), 3, 0, "rewardkit gate: PASSED*"),
+        (None, ("--rk-min-pass-rate", "0.8", "--rk-max-error-rate", "0.1"), 2, 1, "rewardkit gate: FAILED*"),
+    ],
+    ids=["yaml-gate-met", "yaml-gate-missed", "errored-row", "yaml-lower-bound", "shards-cli-met", "shards-cli-missed"],
+)
+def test_shards_merged_without_gate_options_are_judged_as_the_single_run(
+    pytester: pytest.Pytester,
+    make_suite: MakeSuite,
+    chat_row: ChatRow,
+    gate: dict[str, Any] | None,
+    args: tuple[str, ...],
+    shards: int,
+    status: int,
+    verdict: str,
+) -> None:
+    """The gates the shards ran with (each suite's YAML `gate:`, the --rk-* gate options) travel in
+    their summary.json; merge applies them exactly as one run over every row does."""
+    rows = [chat_row(f"q{i:02d}", response) for i, response in enumerate(GRADED)]
+    make_suite(rows, reward="rk_rewards:graded", **({"gate": gate} if gate else {}))
+    single, code, printed = run_and_merge(pytester, shards, *args)
+    assert single.ret == code == status
+    single.stdout.fnmatch_lines([verdict])
+    line = json.loads((pytester.path / "single" / "summary.json").read_text())["gate"]["line"]
+    assert line in printed.splitlines() and line in single.stdout.lines
+    same_files(pytester)
+
+
+def test_a_gated_and_an_ungated_suite_merged_keep_the_ungated_rows_failure(
+    pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow
+) -> None:
+    make_suite([chat_row(f"q{i}", "1", "1") for i in range(6)], gate={"min_pass_rate": 0.5})
+    make_suite([chat_row(f"p{i}", "1", "2" if i == 3 else "1") for i in range(6)], folder="ungated")
+    single, code, printed = run_and_merge(pytester, 3)
+    assert single.ret == code == 1
+    single.stdout.fnmatch_lines(["rewardkit gate: PASSED (*); exit 1: low or errored rows of suites without a gate*"])
+    assert single.stdout.lines[-1] in printed.splitlines()
+    same_files(pytester)
+
+
+def test_merges_gate_options_override_the_shards_as_pytests_override_the_yaml(
+    pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [chat_row(f"q{i:02d}", response) for i, response in enumerate(GRADED)]
+    make_suite(rows, reward="rk_rewards:graded", gate={"min_pass_rate": 0.9})
+    _, code, printed = run_and_merge(pytester, 2, merge_args=("--min-pass-rate", "0.5", "--max-error-rate", "0.1"))
+    single = pytester.runpytest("--rk-min-pass-rate", "0.5", "--rk-max-error-rate", "0.1", "--rk-output", "single")
+    assert single.ret == code == 0
+    assert single.stdout.lines[-1] in printed.splitlines()
+    same_files(pytester)  # the merged summary records merge's options, as the single run its own
+    # Shards given different gate options are not one run.
+    pytester.runpytest("--rk-shard", "1/2", "--rk-output", "a", "--rk-min-pass-rate", "0.5")
+    pytester.runpytest("--rk-shard", "2/2", "--rk-output", "b")
+    assert main(["merge", str(pytester.path / "a"), str(pytester.path / "b"), "--output", "m"]) == 4
+    err = capsys.readouterr().err
+    assert "ran with gate options (none)" in err and "--rk-min-pass-rate 0.5" in err and "give the gate to merge" in err
+
+
+def test_a_single_run_under_xdist_writes_the_same_files_as_merged_shards(
+    pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow
+) -> None:
+    rows = [chat_row(f"q{i:02d}", response) for i, response in enumerate(GRADED * 2)]
+    make_suite(rows, reward="rk_rewards:graded", gate={"min_pass_rate": 0.5})
+    single = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider", "--rk-output", "single")
+    for i in (1, 2):
+        pytester.runpytest("--rk-shard", f"{i}/2", "--rk-output", f"shard{i}")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["merge", "shard1", "shard2", "--output", str(pytester.path / "merged")])
+    assert single.ret == code == 1  # 2 errored rows, no error tolerated
+    same_files(pytester)

@@ -117,7 +117,8 @@ def local_verdicts(settings: Settings, entries: Sequence[DatasetEntry]) -> list[
         if variant is not None and variant.result is not None and variant.error is None:
             verdict.local_score = variant.result.score
         else:
-            verdict.local_error = (variant.error if variant else None) or outcome.error or "not scored"
+            error = (variant.error if variant else None) or outcome.error
+            verdict.local_error = error.message if error else "not scored"
         out.append((verdict, case if outcome.variants else None))
     return out
 

@@ -101,7 +101,7 @@ def _variant_verdict(row_id: str, variant: VariantResult) -> SampleVerdict:
     if variant.result is not None and variant.error is None:
         verdict.local_score = variant.result.score
     else:
-        verdict.local_error = variant.error or "not scored"
+        verdict.local_error = variant.error.message if variant.error else "not scored"
     return verdict
 
 
@@ -118,7 +118,8 @@ def _samples(settings: Any, entries: Sequence[Any], outcomes: list[RowOutcome]) 
         if outcome is None:
             continue  # not run (deselected, skipped, beyond an interruption)
         if not outcome.variants:
-            scored.append((SampleVerdict(row_id=entry.row_id, local_error=outcome.error or "not scored"), None))
+            error = outcome.error.message if outcome.error else "not scored"
+            scored.append((SampleVerdict(row_id=entry.row_id, local_error=error), None))
             continue
         for variant in outcome.variants:
             row_id = entry.row_id if len(outcome.variants) == 1 else f"{entry.row_id}#{variant.index}"

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_rewardkit import errors
 from pytest_rewardkit.environment import EnvironmentSession, ToolResult, load_environment
 from pytest_rewardkit.evaluation import Case, RowError
 from pytest_rewardkit.generation.client import ChatClient
@@ -63,8 +64,8 @@ Effect = ModelRequest | ToolRun
 Rollout = Generator[Effect, Any, Trajectory]
 
 
-class ReplayMiss(CassetteError):
-    """A request of a rollout is not in the cassette."""
+class ReplayMiss(errors.ReplayMiss):
+    """A request of a rollout is not in the cassette: which turn and step of which variant."""
 
     def __init__(self, request: ModelRequest, variant: int) -> None:
         super().__init__(f"turn {request.turn}, step {request.step}")
@@ -259,7 +260,7 @@ def replay_or_none(
     except ReplayMiss as miss:
         if may_record:
             return None
-        raise RowError(miss_message(generator, case, miss, RecordedAnswers(cassette, url))) from None
+        raise errors.ReplayMiss(miss_message(generator, case, miss, RecordedAnswers(cassette, url))) from None
     except CassetteError as exc:
         raise RowError(str(exc)) from exc
 
@@ -285,7 +286,7 @@ async def record(
                 clock[:] = [answer.elapsed, time.monotonic()]
                 return answer
             if not may_record:
-                raise RowError(miss_message(generator, case, ReplayMiss(request, variant), answers))
+                raise errors.ReplayMiss(miss_message(generator, case, ReplayMiss(request, variant), answers))
             if client is None:
                 client = generator._client(case)
                 generator._check_key(client.settings)

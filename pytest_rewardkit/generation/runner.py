@@ -19,7 +19,7 @@ from pydantic import SecretStr, ValidationError
 
 from pytest_rewardkit.auth import describe_places
 from pytest_rewardkit.cassette_cache import CassetteCache
-from pytest_rewardkit.errors import RowError, SessionStop
+from pytest_rewardkit.errors import ReplayMiss, RowError, SessionStop
 from pytest_rewardkit.evaluation import Case, Responses
 from pytest_rewardkit.generation.aliases import resolve_model
 from pytest_rewardkit.generation.client import (
@@ -222,7 +222,7 @@ class Generator:
             return _responses(cassette, key, choices, case.settings.n)
         if may_record:
             return None
-        raise RowError(self._miss_message(case, cassette, body, len(choices)))
+        raise ReplayMiss(self._miss_message(case, cassette, body, len(choices)))
 
     def _miss_message(self, case: Case, cassette: RowCassette, body: dict[str, Any], have: int) -> str:
         n = case.settings.n
@@ -334,7 +334,7 @@ class Generator:
         if len(have) >= case.settings.n:
             return _responses(cassette, key, have, case.settings.n), False
         if not may_record:
-            raise RowError(self._miss_message(case, cassette, body, len(have)))
+            raise ReplayMiss(self._miss_message(case, cassette, body, len(have)))
         client = self._client(case)
         self._check_key(client.settings)
         exchanges, error = await self._record(client, body, case.settings.n - len(have))

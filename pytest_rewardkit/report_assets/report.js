@@ -127,10 +127,10 @@
 
   function haystack(row) {
     if (row._text === undefined) {
-      const parts = [row.id, row.error || ""];
+      const parts = [row.id, row.error_type || "", row.error || ""];
       for (const m of row.prompt) parts.push(contentText(m.content));
       for (const v of row.variants) {
-        parts.push(v.reason || "", v.error || "");
+        parts.push(v.reason || "", v.error_type || "", v.error || "");
         if (v.response) parts.push(contentText(v.response.content), JSON.stringify(v.response.tool_calls || ""));
       }
       row._text = parts.join("\n").toLowerCase();
@@ -167,7 +167,7 @@
         v.score !== null && v.score !== undefined ? " score " + num(v.score, 3) : "",
         v.baseline_score !== undefined && v.baseline_score !== null ? el("span", { class: "muted" }, " (baseline " + num(v.baseline_score, 3) + ")") : ""),
       facts.length ? el("div", { class: "muted" }, facts.join(" · ")) : null,
-      v.error ? el("pre", { class: "error" }, v.error) : null,
+      v.error ? el("pre", { class: "error" }, v.error_type + ": " + v.error) : null,
       v.reason ? el("div", {}, el("span", { class: "muted" }, "reason: "), v.reason) : null
     );
     if (v.response) box.appendChild(message(v.response));
@@ -185,7 +185,7 @@
     const cell = el("td", { colspan: columns },
       el("div", { class: "muted" }, "threshold " + row.threshold + " · " + row.aggregate + " of " + row.variants.length + " response(s)",
         row.baseline ? " · baseline " + row.baseline.status + " " + num(row.baseline.reward, 3) : ""),
-      row.error ? el("pre", { class: "error" }, row.error) : null,
+      row.error ? el("pre", { class: "error" }, row.error_type + ": " + row.error) : null,
       el("h4", {}, "prompt"),
       row.prompt.map(message),
       row.variants.map((v) => variantBox(v, row))
