@@ -197,16 +197,89 @@ def _represent_str(dumper: yaml.CSafeDumper, data: str) -> yaml.ScalarNode:
 _BlockDumper.add_representer(str, _represent_str)
 
 
-def _as_json(text: Any, path: Path, what: str) -> dict[str, Any]:
+class _Malformed(Exception):
+    """A parsed cassette's part that is not what vcrpy writes; `where` is its path in the YAML tree
+    (keys and list indexes) and `json_line` the line inside it where its JSON broke."""
+
+    def __init__(self, problem: str, where: tuple[str | int, ...], json_line: int | None = None) -> None:
+        super().__init__(problem)
+        self.problem, self.where, self.json_line = problem, where, json_line
+
+
+def _as_json(text: Any, where: tuple[str | int, ...]) -> dict[str, Any]:
     if isinstance(text, dict):
         return text
+    what = f"interaction {where[1]} {where[2]} body"
     try:
         value = json.loads(text or "{}")
     except (TypeError, ValueError) as exc:
-        raise CassetteError(f"{path}: {what} is not JSON ({exc}); delete the file and re-record") from exc
+        raise _Malformed(f"{what} is not JSON: {exc}", where, getattr(exc, "lineno", None)) from exc
     if not isinstance(value, dict):
-        raise CassetteError(f"{path}: {what} is not a JSON object; delete the file and re-record")
+        raise _Malformed(f"{what} is not a JSON object", where)
     return value
+
+
+def broken_cassette(path: Path, problem: str, line: int, column: int | None = None) -> CassetteError:
+    """The error for a cassette that cannot be read: where it broke, what broke, and how to get
+    the row back. Nothing rewrites a cassette it could not read, so whatever it holds stays on disk."""
+    at = f"{path}:{line}" + (f":{column}" if column is not None else "")
+    return CassetteError(
+        f"{at}: {problem}; restore it from git (git checkout -- {path}) or re-record the row "
+        "(delete the file, then run with --record-mode=new_episodes)"
+    )
+
+
+def _unreadable(path: Path, text: str, exc: yaml.YAMLError) -> CassetteError:
+    """A cassette libyaml refused, located where the YAML broke (its problem mark)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = ", ".join(str(part) for part in (getattr(exc, "problem", None), getattr(exc, "context", None)) if part)
+    problem = problem or str(exc).replace("\n", " ")
+    problem = f"{'corrupt' if _closed(text) else 'truncated'} cassette (not valid YAML: {problem})"
+    last = _last_line(text)
+    if mark is None or mark.line + 1 > last:
+        # libyaml marks the end of a file cut mid-line on the line after it.
+        return broken_cassette(path, problem, last, len(text.rpartition("\n")[2]) + 1)
+    return broken_cassette(path, problem, mark.line + 1, mark.column + 1)
+
+
+def _undecodable(path: Path, exc: UnicodeDecodeError) -> CassetteError:
+    """A cassette that is not UTF-8 (vcrpy writes UTF-8): cut inside a character when it ends there."""
+    before = exc.object[: exc.start]
+    line, column = before.count(b"\n") + 1, len(before.rpartition(b"\n")[2].decode("utf-8", "replace")) + 1
+    kind = "truncated" if exc.end >= len(exc.object) and exc.reason == "unexpected end of data" else "corrupt"
+    return broken_cassette(path, f"{kind} cassette (not UTF-8: {exc.reason})", line, column)
+
+
+def _closed(text: str) -> bool:
+    """Whether the file ends with vcrpy's closing `version:` line, which it writes last."""
+    tail = text.rstrip().rpartition("\n")[2]
+    return tail.startswith("version:")
+
+
+def _last_line(text: str) -> int:
+    return text.count("\n") + (0 if text.endswith("\n") or not text else 1) or 1
+
+
+def _line_of(text: str, where: tuple[str | int, ...], json_line: int | None) -> int:
+    """The file's line holding the part of the cassette at `where` (the line of the JSON error
+    inside a block-scalar body). Composes the file again: only ever on the error path."""
+    node = yaml.compose(text, Loader=yaml.CSafeLoader)
+    if node is None:
+        return 1
+    for step in where:
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [value for key, value in node.value if key.value == step]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+            children = [node.value[step]]
+        if not children:
+            break
+        node = children[0]
+    line = node.start_mark.line + 1
+    if json_line is not None and isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
+        # A block scalar's text starts on the line after its `|` indicator.
+        line += json_line
+    return line
 
 
 def _first(values: Any) -> str:
@@ -229,12 +302,22 @@ class RowCassette:
             return cls(path)
         except OSError as exc:
             raise CassetteError(f"{path}: cannot read cassette: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise _undecodable(path, exc) from exc
         try:
             data = yaml.load(text, Loader=yaml.CSafeLoader) if cache is None else cache.parse(path, text)
         except yaml.YAMLError as exc:
-            raise CassetteError(f"{path}: corrupt cassette (not valid YAML: {exc}); delete it and re-record") from exc
+            raise _unreadable(path, text, exc) from exc
+        if data is None:
+            raise broken_cassette(path, "truncated cassette (the file is empty)", 1)
+        if isinstance(data, dict) and "interactions" in data and "version" not in data:
+            # vcrpy writes it after every interaction: a file cut short at a line end (or inside a
+            # block scalar) still parses, and its last interaction is then incomplete.
+            raise broken_cassette(
+                path, "truncated cassette (it ends before vcrpy's closing 'version: 1')", _last_line(text)
+            )
         if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
-            raise CassetteError(f"{path}: not a vcrpy cassette (no 'interactions' list); delete it and re-record")
+            raise broken_cassette(path, "not a vcrpy cassette (no 'interactions' list)", 1)
         interactions = []
         for number, item in enumerate(data["interactions"]):
             try:
@@ -244,7 +327,7 @@ class RowCassette:
                         method=str(request["method"]),
                         uri=str(request["uri"]),
                         request_headers={k: _first(v) for k, v in (request.get("headers") or {}).items()},
-                        request_body=_as_json(request.get("body"), path, f"interaction {number} request body"),
+                        request_body=_as_json(request.get("body"), ("interactions", number, "request", "body")),
                         status=int(response["status"]["code"]),
                         response_headers={
                             k: _first(v)
@@ -252,24 +335,19 @@ class RowCassette:
                             if k.lower() not in BODY_HEADERS
                         },
                         response_body=_as_json(
-                            (response.get("body") or {}).get("string"), path, f"interaction {number} response body"
+                            (response.get("body") or {}).get("string"),
+                            ("interactions", number, "response", "body", "string"),
                         ),
                         latency_s=float(response["latency_s"]) if response.get("latency_s") is not None else None,
                     )
                 )
+            except _Malformed as exc:
+                line = _line_of(text, exc.where, exc.json_line)
+                raise broken_cassette(path, f"corrupt cassette ({exc.problem})", line) from exc
             except (KeyError, TypeError, ValueError) as exc:
-                if isinstance(exc, CassetteError):
-                    raise
-                raise CassetteError(
-                    f"{path}: interaction {number} is malformed ({type(exc).__name__}: {exc}); "
-                    "delete the file and re-record"
-                ) from exc
-        if "version" not in data:
-            # vcrpy writes it after every interaction: a file cut short at a line end still parses.
-            raise CassetteError(
-                f"{path}:{text.count(chr(10)) + 1}: truncated or corrupt cassette (it ends before vcrpy's "
-                "closing 'version: 1'); delete it and re-record with --record-mode=new_episodes"
-            )
+                line = _line_of(text, ("interactions", number), None)
+                problem = f"corrupt cassette (interaction {number} is malformed: {type(exc).__name__}: {exc})"
+                raise broken_cassette(path, problem, line) from exc
         return cls(path, interactions, exists=True)
 
     def recorded_choices(self, key: str) -> list[dict[str, Any]]:

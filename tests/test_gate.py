@@ -659,7 +659,7 @@ def test_a_truncated_cassette_is_diagnosed_as_truncated_naming_file_and_line(tmp
     cut = tmp_path / "cut.yaml"
     for keep in (len(lines) - 1, len(lines) // 2, 3):
         cut.write_text("".join(lines[:keep]), encoding="utf-8")
-        with pytest.raises(CassetteError, match=rf"{cut}(:\d+)?: (truncated|corrupt|interaction)") as caught:
+        with pytest.raises(CassetteError, match=rf"{cut}:\d+(:\d+)?: truncated cassette") as caught:
             RowCassette.load(cut)
         assert "no recorded request matches" not in str(caught.value)
 

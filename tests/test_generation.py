@@ -378,24 +378,34 @@ def test_a_cassette_miss_shows_the_nearest_recorded_request_as_a_diff(
     )
 
 
-def test_a_corrupt_cassette_is_an_error_naming_the_file_and_other_rows_still_run(
+def test_a_truncated_cassette_is_one_error_naming_file_and_line_and_recording_never_overwrites_it(
     pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve
 ) -> None:
     suite()
     server, base_url = serve()
     rk(pytester, base_url, "new_episodes")
     broken = cassette(pytester, "r1")
-    broken.write_text("interactions: [\n  - {request: ", encoding="utf-8")
-    for mode in ("none", "new_episodes"):
+    whole = broken.read_text(encoding="utf-8")
+    # Cut mid-string, inside the response body's block scalar: the YAML still parses.
+    cut = whole[: whole.index('"content": "11"') + len('"content": "1')]
+    broken.write_text(cut, encoding="utf-8")
+    where = f"{broken}:{len(cut.splitlines())}: truncated cassette (it ends before vcrpy's closing 'version: 1')"
+    for mode, xdist in (("none", False), ("once", False), ("new_episodes", False), ("new_episodes", True)):
         server.requests.clear()
-        result = rk(pytester, base_url, mode)
+        if xdist:
+            args = ("suite", "--rk-model", "fake", "--rk-n", "2", "--rk-base-url", base_url, f"--record-mode={mode}")
+            result = pytester.runpytest_subprocess(*args, "--rk-cassette-dir", "cassettes", "-n", "2")
+        else:
+            result = rk(pytester, base_url, mode)
         result.assert_outcomes(failed=ROWS - 1, errors=1)
-        result.stdout.fnmatch_lines(
-            [f"row r1: {broken}: corrupt cassette (not valid YAML*", "*delete it and re-record"]
-        )
+        result.stdout.fnmatch_lines([f"*row r1: {where}; restore it from git (git checkout -- {broken}) or re-record*"])
         assert "Traceback" not in result.stdout.str()
+        # Found before anything was asked of the model, and the file keeps what it had.
         assert server.requests == []
-        assert broken.read_text(encoding="utf-8") == "interactions: [\n  - {request: "
+        assert broken.read_text(encoding="utf-8") == cut
+    # --record-mode=all re-records every row from scratch, this one included: the documented way to replace it.
+    rk(pytester, base_url, "all").assert_outcomes(failed=ROWS)
+    assert len(recorded(pytester, "r1")) == 2 and broken.read_text(encoding="utf-8").endswith("version: 1\n")
 
 
 # -- failures while recording ---------------------------------------------------------------------------------------

@@ -141,40 +141,111 @@ def test_python_tags_are_refused_by_the_safe_loader(tmp_path: Path) -> None:
         "version: 1\n",
         encoding="utf-8",
     )
-    with pytest.raises(CassetteError, match=rf"{path}: corrupt cassette .*python/object"):
+    with pytest.raises(CassetteError, match=rf"{path}:1:15: corrupt cassette .*python/object"):
         RowCassette.load(path)
     assert not marker.exists()
 
 
+REQUEST = "interactions:\n- request: {method: POST, uri: x, body: '{}'}\n"
+
+
 @pytest.mark.parametrize(
-    ("text", "problem"),
+    ("text", "where", "problem"),
     [
-        ("interactions: [\n  - {request: ", r"corrupt cassette \(not valid YAML"),
-        ("- 1\n- 2\n", r"not a vcrpy cassette \(no 'interactions' list\)"),
-        ("interactions: 3\nversion: 1\n", r"not a vcrpy cassette"),
-        ("interactions:\n- request: {method: POST, uri: x, body: '{}'}\n", r"interaction 0 is malformed \(KeyError"),
+        ("", "1", r"truncated cassette \(the file is empty\)"),
+        ("interactions: [\n  - {request: ", "2:3", r"truncated cassette \(not valid YAML: did not find expected node"),
+        ("- 1\n- 2\n", "1", r"not a vcrpy cassette \(no 'interactions' list\)"),
+        ("interactions: 3\nversion: 1\n", "1", r"not a vcrpy cassette"),
+        (REQUEST, "2", r"truncated cassette \(it ends before vcrpy's closing 'version: 1'\)"),
+        (REQUEST + "version: 1\n", "2", r"corrupt cassette \(interaction 0 is malformed: KeyError: 'response'\)"),
+        (
+            "interactions:\n- request: {method: POST, uri: x, body: '{}'}\n"
+            '  response:\n    status: {code: 200}\n    body:\n      string: |\n        {\n         "a": 1,\n'
+            '         "b": 2,,\n        }\nversion: 1\n',
+            "9",
+            r"corrupt cassette \(interaction 0 response body is not JSON: Expecting property name",
+        ),
         (
             "interactions:\n- request: {method: POST, uri: x, body: 'not json'}\n"
-            "  response: {status: {code: 200}, body: {string: '{}'}}\n",
-            r"interaction 0 request body is not JSON",
+            "  response: {status: {code: 200}, body: {string: '{}'}}\nversion: 1\n",
+            "2",
+            r"corrupt cassette \(interaction 0 request body is not JSON",
         ),
         (
-            "interactions:\n- request: {method: POST, uri: x, body: '{}'}\n"
-            "  response: {status: {code: 200}, body: {string: '[1]'}}\n",
-            r"interaction 0 response body is not a JSON object",
+            REQUEST + "  response: {status: {code: 200}, body: {string: '[1]'}}\nversion: 1\n",
+            "3",
+            r"corrupt cassette \(interaction 0 response body is not a JSON object",
         ),
         (
-            "interactions:\n- request: {method: POST, uri: x, body: '{}'}\n"
-            "  response: {status: {code: OK}, body: {string: '{}'}}\n",
-            r"interaction 0 is malformed \(ValueError",
+            REQUEST + "  response: {status: {code: OK}, body: {string: '{}'}}\nversion: 1\n",
+            "2",
+            r"corrupt cassette \(interaction 0 is malformed: ValueError",
+        ),
+        (
+            "interactions:\n- request:\n\t  method: POST\nversion: 1\n",
+            "3:1",
+            r"corrupt cassette \(not valid YAML: found character that cannot start any token",
         ),
     ],
 )
-def test_a_broken_cassette_is_an_error_naming_the_file(tmp_path: Path, text: str, problem: str) -> None:
+def test_a_broken_cassette_is_an_error_naming_file_line_and_fix(
+    tmp_path: Path, text: str, where: str, problem: str
+) -> None:
     path = tmp_path / "row.yaml"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(CassetteError, match=rf"(?s)^{re.escape(str(path))}: {problem}.*re-record"):
+    with pytest.raises(CassetteError) as caught:
         RowCassette.load(path)
+    message = str(caught.value)
+    assert re.match(rf"{re.escape(str(path))}:{where}: {problem}", message), message
+    assert message.endswith(
+        f"restore it from git (git checkout -- {path}) or re-record the row "
+        "(delete the file, then run with --record-mode=new_episodes)"
+    )
+    assert path.read_text(encoding="utf-8") == text
+
+
+RECORDED = Path(__file__).parent.parent / "cassettes" / "math" / "gpt3-gsm8k-solutions" / "gsm8k-test-0000.yaml"
+
+
+def cut_points(text: str) -> dict[str, int]:
+    """Byte-offset-free places to cut a recorded cassette (str offsets; the file is cut as UTF-8)."""
+    response = text.index("  response:")
+    content = text.index('"content": "Janet eats') + len('"content": "Janet eat')
+    block = text.index("string: |-") + len("string: |-\n")
+    block_line = text.index("\n", block + 1) + 1
+    return {
+        "mid-line (the uri)": text.index("uri: http://") + len("uri: http://127.0"),
+        "mid-key (respo|nse)": response + len("  respo"),
+        "after a key, before its value": text.index("    status:") + len("    status:"),
+        "mid-string (a JSON string in a body)": content,
+        "inside a block scalar, at a line end": text.index("\n", block_line + 1) + 1,
+        "inside a block scalar, mid-line": block_line + 9,
+        "mid-unicode character": text.index("Janet’s") + len("Janet"),
+        "before the closing version line": text.rindex("version: 1"),
+        "mid the closing version line": text.rindex("version: 1") + len("versi"),
+    }
+
+
+@pytest.mark.parametrize("where", list(cut_points(RECORDED.read_text(encoding="utf-8"))))
+def test_a_recorded_cassette_truncated_anywhere_is_diagnosed_as_truncated_at_its_last_line(
+    tmp_path: Path, where: str
+) -> None:
+    text = RECORDED.read_text(encoding="utf-8")
+    assert RowCassette.load(RECORDED).interactions  # whole, it reads
+    data = text.encode("utf-8")[
+        : len(text[: cut_points(text)[where]].encode("utf-8")) + (1 if "unicode" in where else 0)
+    ]
+    cut = tmp_path / "gsm8k-test-0000.yaml"
+    cut.write_bytes(data)
+    kept = data.decode("utf-8", errors="replace")
+    last_line = len(kept.splitlines())
+    with pytest.raises(CassetteError) as caught:
+        RowCassette.load(cut)
+    message = str(caught.value)
+    assert re.match(rf"{re.escape(str(cut))}:{last_line}(:\d+)?: truncated cassette \(", message), (where, message)
+    assert f"git checkout -- {cut}" in message and "--record-mode=new_episodes" in message
+    assert "no recorded request matches" not in message
+    assert cut.read_bytes() == data
 
 
 def test_an_unreadable_cassette_is_an_error_naming_the_file(tmp_path: Path) -> None:
