@@ -25,8 +25,8 @@ from pytest_rewardkit.generation import (
     RequestRejected,
     ServerError,
 )
-from pytest_rewardkit.generation.client import _retry_after
 from pytest_rewardkit.recording import Interaction
+from pytest_rewardkit.retry import retry_after
 from pytest_rewardkit.testing import FakeChatServer, Fault
 
 BODY = {"model": "fake-model", "messages": [{"role": "user", "content": "2+2?"}], "temperature": 0.5}
@@ -146,12 +146,12 @@ async def test_the_budget_left_counts_the_time_already_spent_retrying() -> None:
     ],
 )
 def test_retry_after_is_read_in_seconds_milliseconds(headers: dict[str, str], seconds: float | None) -> None:
-    assert _retry_after(headers) == seconds
+    assert retry_after(headers) == seconds
 
 
 def test_retry_after_as_an_http_date() -> None:
     later = email.utils.formatdate(time.time() + 60, usegmt=True)
-    waited = _retry_after({"Retry-After": later})
+    waited = retry_after({"Retry-After": later})
     assert waited is not None and 55 <= waited <= 61
 
 

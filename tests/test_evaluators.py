@@ -4,6 +4,7 @@ for real), create / get / delete with --force, cassettes, and every payload chec
 from __future__ import annotations
 
 import json
+import random
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from pytest_rewardkit.__main__ import main
 from pytest_rewardkit.config import Options
 from pytest_rewardkit.evaluators.api import schema_errors
 from pytest_rewardkit.evaluators.packaging import PackagingError, package_settings
+from pytest_rewardkit.retry import RetryPolicy
 from pytest_rewardkit.suite import load_suite
 from pytest_rewardkit.testing import FakeChatServer, Fault
 
@@ -235,7 +237,7 @@ def test_a_sample_that_fails_remotely_is_an_error_never_a_score(
     [
         ([Fault.status(401)], "answered 401"),
         ([Fault.status(400, body={"code": 3, "message": "bad evaluator"})], "answered 400: bad evaluator"),
-        ([Fault.status(503)] * 3, "answered 503"),
+        ([Fault.status(503)] * RetryPolicy().max_attempts, "answered 503"),
         ([Fault.status(200, body={"results": [], "totalSamples": 0})], "preview answered 0 results for 3 samples"),
         (
             [Fault.status(200, body={"results": [{"success": True}] * 3})],
@@ -253,7 +255,7 @@ def test_api_errors_are_reported_per_row_and_fail_the_preview(
     expected: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("pytest_rewardkit.evaluators.api.wait_random_exponential", lambda **_: lambda _s: 0)
+    monkeypatch.setattr(random, "uniform", lambda low, high: low)  # backoff waits of 0
     fake, base = server
     fake.script(*faults)
     assert cli(*preview_args(suite(), base, tmp_path / "c")) == 1
@@ -270,7 +272,7 @@ def test_a_preview_over_the_time_limit_is_an_error(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("pytest_rewardkit.evaluators.api.wait_random_exponential", lambda **_: lambda _s: 0)
+    monkeypatch.setattr(random, "uniform", lambda low, high: low)  # backoff waits of 0
     monkeypatch.setenv("RK_LOCAL_ONLY", "1")  # the reward sleeps only on the remote side
     fake, base = server
     fake.evaluators.preview_timeout = 0.5

@@ -18,18 +18,20 @@ from typing import Any
 
 import aiohttp
 import yaml
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from pytest_rewardkit.auth import Credentials
 from pytest_rewardkit.errors import RewardkitError
 from pytest_rewardkit.generation.client import error_message
 from pytest_rewardkit.recording import CassetteError, Interaction, RowCassette, match_key
+from pytest_rewardkit.retry import RetryPolicy, retry_after, retryable_status
 
 FIREWORKS_API_BASE = "https://api.fireworks.ai"
 API_BASE_ENV = "FIREWORKS_API_BASE"
 # Answers worth replaying: success, and the definite "no such evaluator" / "already exists" /
 # "bad request" verdicts that --force decides on. Auth failures, rate limits and 5xx are transient.
 RECORDED_STATUSES = frozenset({200, 400, 404, 409})
+# The gateway's 409 is gRPC's ALREADY_EXISTS, a verdict --force acts on, not a conflict worth retrying.
+DEFINITE_STATUSES = frozenset({409})
 _ACCOUNT = re.compile(r"/accounts/[^/:]+")
 EVALUATOR_ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 
@@ -55,7 +57,12 @@ class EvaluatorExists(EvaluatorAPIError):
 
 
 class EvaluatorServerError(EvaluatorAPIError):
-    """5xx, a timeout or a dropped connection: retried, then reported."""
+    """5xx, 408, 429, a timeout or a dropped connection: retried (after the server's Retry-After,
+    `retry_after`, when it gave one), then reported."""
+
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, status)
+        self.retry_after = retry_after
 
 
 class ReplayMiss(EvaluatorAPIError):
@@ -148,7 +155,7 @@ class EvaluatorClient:
     account_id: str
     api_base: str = FIREWORKS_API_BASE
     timeout: float = 300.0
-    max_attempts: int = 3
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def url(self, suffix: str) -> str:
         return f"{self.api_base.rstrip('/')}/v1/accounts/{self.account_id}/evaluators{suffix}"
@@ -177,15 +184,14 @@ class EvaluatorClient:
                 raise tape.miss(method, uri, body)
         if self.credentials is None:
             raise EvaluatorAuthError(f"{method} {uri}: needs credentials; none were given")
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(EvaluatorServerError),
-            stop=stop_after_attempt(self.max_attempts),
-            wait=wait_random_exponential(multiplier=0.5, max=10),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                exchange = await self._once(method, uri, body)
+        retrying = self.retry.retrying(EvaluatorServerError)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    exchange = await self._once(method, uri, body)
+        except EvaluatorServerError as exc:
+            why = self.retry.why_stopped(exc, retrying.statistics)
+            raise EvaluatorServerError(f"{exc} ({why})", exc.status, exc.retry_after) from exc
         if tape is not None and exchange.status in RECORDED_STATUSES:
             try:
                 tape.record(exchange, self.credentials.secrets)
@@ -207,13 +213,15 @@ class EvaluatorClient:
             raise EvaluatorServerError(f"{method} {uri}: no answer within {self.timeout:g}s") from exc
         except aiohttp.ClientError as exc:
             raise EvaluatorServerError(f"{method} {uri}: {type(exc).__name__}: {exc}") from exc
-        if status >= 500:
-            raise EvaluatorServerError(f"{method} {uri} answered {status}: {error_message(raw)}", status)
         if status in (401, 403):
             raise EvaluatorAuthError(
                 f"{method} {uri} answered {status} ({error_message(raw)}): the API key from "
                 f"{self.credentials.api_key_source} was rejected for account {self.account_id!r}",
                 status,
+            )
+        if retryable_status(status, DEFINITE_STATUSES):
+            raise EvaluatorServerError(
+                f"{method} {uri} answered {status}: {error_message(raw)}", status, retry_after(response_headers)
             )
         try:
             parsed = json.loads(raw) if raw.strip() else {}

@@ -3,7 +3,6 @@ explicit timeouts and bounded retries."""
 
 from __future__ import annotations
 
-import email.utils
 import json
 import re
 import time
@@ -11,17 +10,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_random_exponential,
-)
 
 from pytest_rewardkit.errors import GenerationError
 from pytest_rewardkit.recording import Interaction
+from pytest_rewardkit.retry import RetryPolicy, retry_after, retryable_status
 
 if TYPE_CHECKING:
     # Imported when a request is made: replay-only runs never pay for the HTTP stack.
@@ -78,9 +70,6 @@ class ConnectionFailed(RetryableError):
     """The connection could not be made or was dropped: retried."""
 
 
-RETRY_STATUSES = frozenset({408, 409})
-
-
 @dataclass(frozen=True)
 class ClientSettings:
     base_url: str = FIREWORKS_BASE_URL
@@ -96,28 +85,14 @@ class ClientSettings:
     def url(self) -> str:
         return self.base_url.rstrip("/") + "/chat/completions"
 
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(self.max_attempts, self.max_retry_time, self.max_backoff)
+
 
 def _excerpt(raw: bytes) -> str:
     text = raw[:BODY_EXCERPT].decode("utf-8", "replace")
     return repr(text) + (" …" if len(raw) > BODY_EXCERPT else "")
-
-
-def _retry_after(headers: dict[str, str]) -> float | None:
-    """Seconds the server asked to wait: `retry-after-ms` (OpenAI's), `Retry-After` in seconds or
-    as an HTTP date; None when it did not say (or said something unreadable)."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    try:
-        if "retry-after-ms" in lowered:
-            return max(0.0, float(lowered["retry-after-ms"]) / 1000)
-        value = lowered.get("retry-after")
-        if value is None:
-            return None
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError, OverflowError):
-        return None
 
 
 def error_message(raw: bytes) -> str:
@@ -142,36 +117,6 @@ class ChatClient:
     def __init__(self, settings: ClientSettings, session: aiohttp.ClientSession) -> None:
         self.settings = settings
         self.session = session
-        backoff = wait_random_exponential(multiplier=0.5, max=settings.max_backoff)
-
-        def wait(state: RetryCallState) -> float:
-            # The server's Retry-After when it gave one (the stop below made sure it fits the budget):
-            # retrying sooner only earns another 429. Exponential backoff with full jitter otherwise.
-            error = state.outcome.exception() if state.outcome else None
-            if isinstance(error, RetryableError) and error.retry_after is not None:
-                return error.retry_after
-            return float(backoff(state))
-
-        budget = stop_after_attempt(settings.max_attempts) | stop_after_delay(settings.max_retry_time)
-
-        def stop(state: RetryCallState) -> bool:
-            # Also stop when the server asks for a longer wait than the retry budget has left: the
-            # caller learns that now, instead of after a wait that ends in failure anyway.
-            error = state.outcome.exception() if state.outcome else None
-            if (
-                isinstance(error, RetryableError)
-                and error.retry_after is not None
-                and (state.seconds_since_start or 0.0) + error.retry_after > settings.max_retry_time
-            ):
-                return True
-            return bool(budget(state))
-
-        self._retrying = AsyncRetrying(
-            retry=retry_if_exception_type(RetryableError),
-            stop=stop,
-            wait=wait,
-            reraise=True,
-        )
 
     def headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -182,32 +127,15 @@ class ChatClient:
     async def create(self, body: dict[str, Any]) -> Interaction:
         """POST the body to chat/completions, retrying what can be retried. The result is the
         exchange as sent and received: scrub it before it is written anywhere."""
-        # A copy per call: tenacity keeps the attempt count and start time on the object, and
-        # rows share one client's calls concurrently.
-        retrying = self._retrying.copy()
+        retrying = self.settings.retry.retrying(RetryableError)
         try:
             async for attempt in retrying:
                 with attempt:
                     return await self._once(body)
         except RetryableError as exc:
-            raise self._gave_up(exc, retrying.statistics) from exc
+            why = self.settings.retry.why_stopped(exc, retrying.statistics)
+            raise type(exc)(f"{exc} ({why})", exc.retry_after, base_message=str(exc)) from exc
         raise AssertionError("unreachable: tenacity reraises the last error")
-
-    def _gave_up(self, error: RetryableError, statistics: dict[str, Any]) -> RetryableError:
-        """The last error, saying why retrying stopped: how long the server asked to wait, when
-        that is more than the retry budget has left, else how many attempts were made."""
-        attempts = int(statistics.get("attempt_number", 1))
-        elapsed = float(statistics.get("delay_since_first_attempt", 0.0))
-        budget = self.settings.max_retry_time
-        tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
-        if error.retry_after is not None and elapsed + error.retry_after > budget:
-            why = (
-                f"the server asked to wait {error.retry_after:g} s (Retry-After), longer than the "
-                f"{max(budget - elapsed, 0.0):.1f} s left of the {budget:g} s retry budget: stopped after {tries}"
-            )
-        else:
-            why = f"gave up after {tries} in {elapsed:.1f} s"
-        return type(error)(f"{error} ({why})", error.retry_after, base_message=str(error))
 
     async def _once(self, body: dict[str, Any]) -> Interaction:
         import aiohttp
@@ -238,10 +166,10 @@ class ChatClient:
             )
         if status == 429:
             raise RateLimitError(
-                f"{url} answered 429 (rate limited): {error_message(raw)}", _retry_after(response_headers)
+                f"{url} answered 429 (rate limited): {error_message(raw)}", retry_after(response_headers)
             )
-        if status >= 500 or status in RETRY_STATUSES:
-            raise ServerError(f"{url} answered {status}: {error_message(raw)}", _retry_after(response_headers))
+        if retryable_status(status):
+            raise ServerError(f"{url} answered {status}: {error_message(raw)}", retry_after(response_headers))
         if status >= 300:
             raise RequestRejected(f"{url} answered {status}: {error_message(raw)}")
         try:
