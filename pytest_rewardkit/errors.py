@@ -26,13 +26,14 @@
 Catch a branch, not a tuple of unrelated classes. `ConfigError`, `DatasetError` and `UnusableGold`
 are also `ValueError`s, `SandboxUnavailable` and `GradingWorkerError` also `RuntimeError`s, as they
 were before the tree existed. A grader's own failure inside a reward is not
-raised: the reward returns `EvaluateResult.invalid(...)`.
+raised: the reward returns `EvaluateResult.invalid(...)`. Every error in the tree pickles with its
+attributes, whatever its __init__ takes, since errors cross processes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -43,6 +44,16 @@ Location = tuple[int | str, ...]
 class RewardkitError(Exception):
     """Base of every error pytest-rewardkit raises on purpose; the message names the file, row or
     option at fault and the fix."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as its args and attributes and rebuilt without calling __init__, so that every error
+        # crosses processes (xdist workers, the grading worker), also one whose __init__ takes other
+        # arguments than its message (rollout's ReplayMiss takes the request).
+        return (_rebuilt, (type(self), self.args), self.__dict__ or None)
+
+
+def _rebuilt(cls: type[RewardkitError], args: tuple[Any, ...]) -> RewardkitError:
+    return cls.__new__(cls, *args)
 
 
 class ConfigError(RewardkitError, ValueError):
