@@ -6,6 +6,8 @@ none with the run's uid, no descendant of this test process born during the test
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -91,16 +93,61 @@ def _leftovers(uid: int, before: set[tuple[int, str]]) -> list[str]:
     return [f"{pid} {process.name}" for pid, process in processes.items() if process.uid == uid or pid in born]
 
 
+# Claims on sandbox uids, shared by every test run on the machine (other checkouts, other users' CI jobs).
+UID_CLAIMS = Path("/tmp/pytest-rewardkit-sandbox-uids")
+UIDS = 50_000
+
+
+def _uid_candidates(seed: str) -> Iterator[int]:
+    """Sandbox uids for `seed` (a test), in the order they are tried: every uid of the range once."""
+    start = zlib.crc32(f"{seed} {os.getpid()}".encode()) % UIDS  # where other runs start is unrelated
+    return (SANDBOX_UID + 1 + (start + i) % UIDS for i in range(UIDS))
+
+
+@contextlib.contextmanager
+def _own_uid(seed: str) -> Iterator[int]:
+    """A uid for the sandbox runs of one test, and the uid whose processes count as its leftovers
+    (-1: none, when not root, since then no run can switch uid and only this process's descendants
+    count). As root, it is a uid no live process has, locked until the test ends so that no run
+    going on at the same time (another checkout's suite, a second job on the machine) takes it:
+    every process found with it afterwards came from this test's own runs."""
+    if os.geteuid() != 0:
+        yield next(_uid_candidates(seed))
+        return
+    UID_CLAIMS.mkdir(mode=0o700, exist_ok=True)
+    for uid in _uid_candidates(seed):
+        claim = os.open(UID_CLAIMS / str(uid), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(claim)
+            continue
+        # Free of claims now, but a run that was killed may have left processes with it.
+        if any(process.uid == uid for process in _live_processes().values()):
+            os.close(claim)
+            continue
+        try:
+            yield uid
+        finally:
+            os.close(claim)
+        return
+    raise RuntimeError(f"every sandbox uid from {SANDBOX_UID + 1} on is claimed or in use")
+
+
+def _leftover_uid(uid: int) -> int:
+    return uid if os.geteuid() == 0 else -1
+
+
 @pytest.fixture
 def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
     """A bubblewrap sandbox with a uid of this test's own, so that leftovers are attributable
-    even when other tests run sandboxes at the same time."""
-    uid = SANDBOX_UID + 1 + zlib.crc32(request.node.nodeid.encode()) % 50_000
-    box = Sandbox("bwrap", uid=uid)
-    before = _existing()
-    box.check()
-    yield box
-    assert _leftovers(uid if os.geteuid() == 0 else -1, before) == []
+    even when other tests, or other test runs on the machine, run sandboxes at the same time."""
+    with _own_uid(request.node.nodeid) as uid:
+        box = Sandbox("bwrap", uid=uid)
+        before = _existing()
+        box.check()
+        yield box
+        assert _leftovers(_leftover_uid(uid), before) == []
 
 
 def run(box: Sandbox, program: str, limits: Limits = QUICK, **kwargs: object) -> RunResult:
@@ -544,7 +591,7 @@ def test_a_caller_with_helpers_and_a_subreaper_keeps_them_and_gets_nothing_of_th
         before = _existing()
         result = run(sandbox, ORPHANS_AND_WORKERS)
         assert (result.exit_code, result.stdout) == (0, "[1, 2]\n"), result.stderr
-        assert _leftovers(sandbox.uid if os.geteuid() == 0 else -1, before) == []
+        assert _leftovers(_leftover_uid(sandbox.uid), before) == []
         assert helper.poll() is None
     finally:
         libc.prctl(pr_set_child_subreaper, 0, 0, 0, 0)
@@ -701,20 +748,46 @@ def test_missing_bubblewrap_is_refused_with_install_instructions() -> None:
     assert "sandbox: process" in message
 
 
-def test_process_mode_warns_once_loudly_and_still_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_process_mode_warns_once_loudly_and_still_limits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     monkeypatch.setattr(runner, "_warned", threading.Event())
     monkeypatch.setenv("FIREWORKS_API_KEY", SECRET)
     monkeypatch.chdir(tmp_path)
     before = _existing()
-    box = Sandbox("process")
-    with pytest.warns(WeakSandboxWarning) as warned:
-        first = box.run(f"import os\nprint(os.getcwd() != {str(tmp_path)!r}, 'FIREWORKS_API_KEY' in os.environ)")
-        second = box.run("block = bytearray(300 * 2**20)", limits=Limits(memory_mb=128))
-        looping = box.run("while True:\n    pass", limits=Limits(wall_time=1))
+    with _own_uid(request.node.nodeid) as uid:
+        box = Sandbox("process", uid=uid)
+        with pytest.warns(WeakSandboxWarning) as warned:
+            first = box.run(f"import os\nprint(os.getcwd() != {str(tmp_path)!r}, 'FIREWORKS_API_KEY' in os.environ)")
+            second = box.run("block = bytearray(300 * 2**20)", limits=Limits(memory_mb=128))
+            looping = box.run("while True:\n    pass", limits=Limits(wall_time=1))
+        assert _leftovers(_leftover_uid(uid), before) == []
     assert len(warned) == 1
     message = str(warned[0].message)
     assert "WITHOUT bubblewrap" in message and "does NOT protect against" in message and "network" in message
     assert (first.exit_code, first.stdout) == (0, "True False\n"), first.stderr
     assert second.exit_code != 0 and "MemoryError" in second.stderr
     assert looping.timed_out
-    assert _leftovers(SANDBOX_UID if os.geteuid() == 0 else -1, before) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root's runs switch uid; others count only their own descendants")
+def test_a_tests_sandbox_uid_is_never_one_a_concurrent_run_uses() -> None:
+    """Two suites running at once on one machine each count only their own runs' processes: a uid
+    that another run holds, or that a live process has, is never handed out."""
+    seed = "tests/test_sandbox.py::a test run twice at once"
+    first = next(_uid_candidates(seed))
+    # A process left with the first candidate (a killed run's), as the other run's user.
+    squatter = subprocess.Popen(["setpriv", f"--reuid={first}", f"--regid={first}", "--clear-groups", "sleep", "60"])
+    try:
+        deadline = time.monotonic() + 10
+        while not any(p.uid == first for p in _live_processes().values()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with _own_uid(seed) as mine, _own_uid(seed) as concurrent:
+            assert first not in (mine, concurrent)
+            assert mine != concurrent
+            assert not any(p.uid in (mine, concurrent) for p in _live_processes().values())
+    finally:
+        squatter.kill()
+        squatter.wait()
+    with _own_uid(seed) as mine:
+        assert mine == first  # free again once nothing has it
