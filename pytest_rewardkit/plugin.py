@@ -376,7 +376,8 @@ class RunRecorder:
                 interrupted=self.interrupted is not None or exitstatus == pytest.ExitCode.INTERRUPTED,
                 reason=self.interrupted,
                 rows_finished=len(self.outcomes),
-                rows_collected=session.testscollected,
+                # Rows, not pytest's items: ordinary tests are collected again by every shard.
+                rows_collected=sum(s.selected + s.deselected for s in selections),
             )
             previews = [p.model_dump() for p in self.previews] if self.previews is not None else None
             self.writer.finish(self.summaries, self.verdict, run, facts, opts.k, previews)

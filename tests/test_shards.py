@@ -6,6 +6,7 @@ import collections
 import contextlib
 import io
 import json
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -207,6 +208,20 @@ def test_a_gated_and_an_ungated_suite_merged_keep_the_ungated_rows_failure(
     same_files(pytester)
 
 
+def test_an_ordinary_failing_test_beside_a_gated_suite_is_counted_once_when_merged(
+    pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow
+) -> None:
+    make_suite([chat_row(f"q{i}", "1", "1") for i in range(8)], gate={"min_pass_rate": 0.5})
+    pytester.makepyfile(test_unit="def test_unit():\n    assert False\n\ndef test_fine():\n    pass\n")
+    single, code, printed = run_and_merge(pytester, 4)
+    assert single.ret == code == 1
+    single.stdout.fnmatch_lines(
+        ["rewardkit gate: PASSED (*); exit 1: 1 failure outside the gate (test_unit.py::test_unit)"]
+    )
+    assert single.stdout.lines[-1] in printed.splitlines()
+    same_files(pytester)
+
+
 def test_merges_gate_options_override_the_shards_as_pytests_override_the_yaml(
     pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -238,3 +253,24 @@ def test_a_single_run_under_xdist_writes_the_same_files_as_merged_shards(
         code = main(["merge", "shard1", "shard2", "--output", str(pytester.path / "merged")])
     assert single.ret == code == 1  # 2 errored rows, no error tolerated
     same_files(pytester)
+
+
+def test_shards_compared_with_a_baseline_merge_to_the_single_runs_regression_verdict(
+    pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_suite([chat_row(f"q{i:02d}", "1", "1") for i in range(30)])
+    pytester.runpytest("--rk-output", "base")
+    # 12 of the 30 rows now fail: a significant regression, more than the 2 tolerated.
+    make_suite([chat_row(f"q{i:02d}", "2" if i < 12 else "1", "1") for i in range(30)])
+    gate = ("--rk-baseline", str(pytester.path / "base"), "--rk-max-regressions", "2")
+    single, code, printed = run_and_merge(pytester, 3, *gate)
+    assert single.ret == code == 1
+    single.stdout.fnmatch_lines(["rewardkit gate: FAILED (suite/dataset regressed against *: 12 rows pass->fail*"])
+    assert single.stdout.lines[-1] in printed.splitlines()
+    assert "  30 paired rows: 12 pass->fail, 0 fail->pass (McNemar p=0.000488)" in printed
+    same_files(pytester)
+    # Where the shards' baseline is not, merge says so rather than judging without it.
+    shutil.rmtree(pytester.path / "base")
+    folders = [str(pytester.path / f"shard{i}") for i in (1, 2, 3)]
+    assert main(["merge", *folders, "--output", str(pytester.path / "m")]) == 4
+    assert "the shards compared with --rk-baseline" in capsys.readouterr().err
