@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,14 @@ class CassetteCache:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self._prefix = os.path.join(directory, "")
 
     def entry(self, path: Path) -> Path:
         """The entry for the cassette at `path` (one per file: an edit replaces it, the cache does not grow)."""
-        return self.directory / f"{_digest(str(path.absolute()).encode('utf-8', 'surrogatepass'))}.json"
+        return Path(self._entry(path))
+
+    def _entry(self, path: Path) -> str:
+        return f"{self._prefix}{_digest(os.path.abspath(path).encode('utf-8', 'surrogatepass'))}.json"
 
     def parse(self, path: Path, text: str) -> Any:
         """The safe-loaded YAML of `text`, the content of the cassette at `path`: from the cache when
@@ -49,7 +54,7 @@ class CassetteCache:
         kept for the next run."""
         # The loader's version is part of the key: another PyYAML may read the same text differently.
         key = _digest(f"{FORMAT}\0{yaml.__version__}\0{text}".encode("utf-8", "surrogatepass"))
-        entry = self.entry(path)
+        entry = self._entry(path)
         found = self._read(entry, key)
         if found is not None:
             return found[0]
@@ -57,11 +62,12 @@ class CassetteCache:
         self._write(entry, key, data)
         return data
 
-    def _read(self, entry: Path, key: str) -> tuple[Any] | None:
+    def _read(self, entry: str, key: str) -> tuple[Any] | None:
         """The entry's data (in a 1-tuple: the data itself may be None) when it was made from the
         text with digest `key` and arrived whole; None for a missing, stale or damaged entry."""
         try:
-            raw = entry.read_bytes()
+            with open(entry, "rb") as file:
+                raw = file.read()
         except OSError:
             return None
         header, newline, payload = raw.partition(b"\n")
@@ -72,7 +78,7 @@ class CassetteCache:
         except ValueError:
             return None
 
-    def _write(self, entry: Path, key: str, data: Any) -> None:
+    def _write(self, entry: str, key: str, data: Any) -> None:
         try:
             payload = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
             # Only what JSON gives back unchanged is kept: a YAML date, binary or set is not.
@@ -83,4 +89,4 @@ class CassetteCache:
             return
         # The cache only speeds replay up: without it (read-only, disk full) replay goes on.
         with contextlib.suppress(OSError):
-            write_atomically(entry, f"{FORMAT} {key} {_digest(encoded)}\n{payload}")
+            write_atomically(Path(entry), f"{FORMAT} {key} {_digest(encoded)}\n{payload}")

@@ -173,6 +173,7 @@ def _safe(part: str) -> str:
     return cleaned
 
 
+@functools.lru_cache(maxsize=64)
 def cassette_dir(root: Path, suite: str, model_alias: str) -> Path:
     """`<root>/<suite>/<model alias>`: where a suite's cassettes for one model live. A suite
     labelled by its folder's path (`a/capitals`) keeps that path's folders."""
