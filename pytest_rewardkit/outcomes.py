@@ -101,6 +101,12 @@ def ground_truth_record(value: Any) -> Any:
 def results_records(outcome: RowOutcome) -> list[dict[str, Any]]:
     """The row's lines of results.jsonl: one per variant (one with `variant: null` for a row
     with none), each with the row's own verdict beside the variant's."""
+    common, variants = _results_parts(outcome)
+    return [{**common, **variant} for variant in variants]
+
+
+def _results_parts(outcome: RowOutcome) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """What every one of the row's results.jsonl records starts with, and what each adds."""
     generated = outcome.model != "dataset"
     row_error = outcome.error.model_dump() if outcome.error else None
     common: dict[str, Any] = {
@@ -117,9 +123,8 @@ def results_records(outcome: RowOutcome) -> list[dict[str, Any]]:
         "row_error": row_error,
     }
     if not outcome.variants:
-        return [
+        return common, [
             {
-                **common,
                 "variant": None,
                 "response": None,
                 "score": None,
@@ -129,11 +134,10 @@ def results_records(outcome: RowOutcome) -> list[dict[str, Any]]:
                 "error": row_error,
             }
         ]
-    records = []
+    variants = []
     for v in outcome.variants:
         result = v.result
-        record = {
-            **common,
+        variant = {
             "variant": v.index,
             "response": v.response.to_api() if v.response else None,
             "score": result.score if result else None,
@@ -145,18 +149,24 @@ def results_records(outcome: RowOutcome) -> list[dict[str, Any]]:
         }
         if v.trajectory is not None:
             # A rollout's whole conversation, turns, limits reached and the environment's final state.
-            record["trajectory"] = v.trajectory.model_dump(mode="json", exclude_none=True)
-        records.append(record)
-    return records
+            variant["trajectory"] = v.trajectory.model_dump(mode="json", exclude_none=True)
+        variants.append(variant)
+    return common, variants
 
 
-def _lines(records: Iterable[dict[str, Any]]) -> str:
-    return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+def _result_lines(outcome: RowOutcome) -> tuple[str, int]:
+    """The row's results.jsonl text, exactly `json.dumps` of each of `results_records(outcome)`,
+    and how many lines it has. The part the records share (the prompt, the ground truth) is
+    encoded once, not once per variant: it was most of the time spent writing results."""
+    common, variants = _results_parts(outcome)
+    # Both dicts are non-empty with distinct keys: `{"a": 1}` and `{"b": 2}` join into `{"a": 1, "b": 2}`.
+    head = json.dumps(common, ensure_ascii=False)[:-1]
+    return "".join(f"{head}, {json.dumps(variant, ensure_ascii=False)[1:]}\n" for variant in variants), len(variants)
 
 
 def derive_results(outcomes: Iterable[RowOutcome]) -> str:
     """results.jsonl's text for these outcomes (e.g. `read_outcomes(folder)`), in their order."""
-    return "".join(_lines(results_records(outcome)) for outcome in outcomes)
+    return "".join(_result_lines(outcome)[0] for outcome in outcomes)
 
 
 def row_order(outcome: RowOutcome) -> tuple[str, str, str, tuple[int, float, str]]:
@@ -179,12 +189,12 @@ class ResultsWriter:
         self._order: list[tuple[Any, int]] = []  # per row written: its row_order, its results lines
 
     def write(self, outcome: RowOutcome) -> None:
-        records = results_records(outcome)
+        lines, count = _result_lines(outcome)
         self._outcomes.write(json.dumps(outcome_record(outcome), ensure_ascii=False) + "\n")
         self._outcomes.flush()
-        self._results.write(_lines(records))
+        self._results.write(lines)
         self._results.flush()
-        self._order.append((row_order(outcome), len(records)))
+        self._order.append((row_order(outcome), count))
 
     def _put_in_order(self) -> None:
         """Rewrite both files in row order, when the rows finished in another (xdist)."""

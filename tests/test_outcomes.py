@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_rewardkit.outcomes import OUTCOMES_VERSION, OutcomesError, derive_results, read_outcomes
+from pytest_rewardkit.outcomes import (
+    OUTCOMES_VERSION,
+    OutcomesError,
+    derive_results,
+    read_outcomes,
+    results_records,
+)
 from pytest_rewardkit.report import RunFacts, annotate, summarize
 from pytest_rewardkit.testing import FakeChatServer, Fault
 
@@ -27,7 +33,10 @@ def rederived(folder: Path) -> None:
     """results.jsonl and summary.json's figures, computed again from outcomes.jsonl alone (and the
     run's facts), are what the run wrote."""
     outcomes = read_outcomes(folder)
-    assert derive_results(outcomes) == (folder / "results.jsonl").read_text(encoding="utf-8")
+    written = (folder / "results.jsonl").read_text(encoding="utf-8")
+    assert derive_results(outcomes) == written
+    # The writer encodes what the records share once; the bytes are still those of each record dumped whole.
+    assert "".join(json.dumps(r, ensure_ascii=False) + "\n" for o in outcomes for r in results_records(o)) == written
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     facts = RunFacts.model_validate(summary["facts"])
     figures = annotate(summarize(outcomes, summary["facts"]["k"]), facts)
