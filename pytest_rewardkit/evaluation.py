@@ -111,10 +111,10 @@ class RowOutcome(BaseModel):
     def without_texts(self) -> RowOutcome:
         """What the summary needs of a row already written to results.jsonl (verdicts, errors,
         cost), without its conversation and the reward's reasons: a fraction of the memory."""
+        # Validated, not model_construct: pydantic-core checks these few fields faster than
+        # model_construct's Python code sets them.
         variants = [
-            VariantResult.model_construct(
-                index=v.index, response=None, result=None, error=v.error, passed=v.passed, stats=v.stats
-            )
+            VariantResult(index=v.index, response=None, result=None, error=v.error, passed=v.passed, stats=v.stats)
             for v in self.variants
         ]
         return self.model_copy(update={"prompt": [], "variants": variants})
