@@ -222,10 +222,10 @@ def _as_json(text: Any, where: tuple[str | int, ...]) -> dict[str, Any]:
 
 def broken_cassette(path: Path, problem: str, line: int, column: int | None = None) -> CassetteError:
     """The error for a cassette that cannot be read: where it broke, what broke, and how to get
-    the row back. Nothing rewrites a cassette it could not read, so whatever it holds stays on disk."""
+    its recordings back. Nothing rewrites a cassette it could not read, so what it holds stays on disk."""
     at = f"{path}:{line}" + (f":{column}" if column is not None else "")
     return CassetteError(
-        f"{at}: {problem}; restore it from git (git checkout -- {path}) or re-record the row "
+        f"{at}: {problem}; restore it from git (git checkout -- {path}) or re-record it "
         "(delete the file, then run with --record-mode=new_episodes)"
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator
@@ -246,7 +247,7 @@ def test_a_sample_that_fails_remotely_is_an_error_never_a_score(
     ],
     ids=["401", "400", "5xx-after-retries", "wrong-count", "no-score"],
 )
-def test_api_errors_are_reported_per_row_and_fail_the_preview(
+def test_api_errors_are_reported_once_naming_the_rows_and_fail_the_preview(
     suite: Suite,
     server: tuple[FakeChatServer, str],
     tmp_path: Path,
@@ -260,7 +261,9 @@ def test_api_errors_are_reported_per_row_and_fail_the_preview(
     fake.script(*faults)
     assert cli(*preview_args(suite(), base, tmp_path / "c")) == 1
     out = capsys.readouterr().out
-    assert out.count(expected) == 3 and "0/3 rows agree" in out and "3 errors" in out
+    # Rows that failed alike share one line naming them: one error, not one per row.
+    assert out.count(expected) == 1 and "r0, r1, r2: ERROR: " in out
+    assert "0/3 rows agree" in out and "3 errors" in out
     if "401" in expected or "503" in expected:  # transient answers are never recorded
         assert not list((tmp_path / "c").rglob("*.yaml"))
 
@@ -418,3 +421,24 @@ def test_every_example_previews_100_percent_in_replay(
     out = capsys.readouterr().out
     assert status == 0, out[-2000:]
     assert "rows agree (100.0%), 0 disagree, 0 errors" in out
+
+
+def test_a_broken_batch_cassette_is_one_error_naming_its_file_line_and_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FIREWORKS_API_KEY", raising=False)
+    root = Path(__file__).parent.parent
+    shutil.copytree(root / "cassettes" / "math" / "fireworks-preview", tmp_path / "math" / "fireworks-preview")
+    broken = tmp_path / "math" / "fireworks-preview" / "batch-0001.yaml"
+    whole = broken.read_text(encoding="utf-8")
+    cut = whole[: whole.index('"sampleData"') + len('"sampleDa')]  # mid-key, inside the request body
+    broken.write_text(cut, encoding="utf-8")
+    status = cli("evaluator", "preview", root / "examples" / "math", "--cassette-dir", tmp_path, "--limit", "50")
+    out = capsys.readouterr().out
+    assert status == 1
+    (error,) = [line for line in out.splitlines() if "ERROR" in line]
+    rows = ", ".join(f"gsm8k-test-{i:04d}" for i in range(25, 50))
+    assert error.startswith(f"{rows}: ERROR: batch 1: {broken}:{len(cut.splitlines())}: truncated cassette")
+    assert f"git checkout -- {broken}" in error
+    assert "math: 25/50 rows agree (50.0%), 0 disagree, 25 errors" in out
+    assert broken.read_text(encoding="utf-8") == cut

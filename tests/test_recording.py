@@ -198,7 +198,7 @@ def test_a_broken_cassette_is_an_error_naming_file_line_and_fix(
     message = str(caught.value)
     assert re.match(rf"{re.escape(str(path))}:{where}: {problem}", message), message
     assert message.endswith(
-        f"restore it from git (git checkout -- {path}) or re-record the row "
+        f"restore it from git (git checkout -- {path}) or re-record it "
         "(delete the file, then run with --record-mode=new_episodes)"
     )
     assert path.read_text(encoding="utf-8") == text

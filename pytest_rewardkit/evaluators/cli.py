@@ -170,9 +170,8 @@ def run_preview(args: argparse.Namespace) -> int:
         creds,
         package,
     )
-    for verdict in report.verdicts:
-        if args.verbose or verdict.status != "agree":
-            print(verdict.line())
+    for line in [v.line() for v in report.verdicts] if args.verbose else report.problems():
+        print(line)
     print(report.summary())
     return OK if report.ok else FAILED
 

@@ -65,6 +65,20 @@ class PreviewReport(BaseModel):
     def ok(self) -> bool:
         return bool(self.verdicts) and self.count("agree") == len(self.verdicts)
 
+    def problems(self) -> list[str]:
+        """A line per row that did not agree; rows that failed the same way (a whole batch's failed
+        call, its cassette missing or broken) share one line naming them all."""
+        lines: list[str] = []
+        shared: dict[str, list[str]] = {}
+        for verdict in self.verdicts:
+            if verdict.status == "error" and verdict.local_error is None and verdict.remote_error:
+                shared.setdefault(verdict.remote_error, []).append(verdict.row_id)
+            elif verdict.status != "agree":
+                lines.append(verdict.line())
+        for error, rows in shared.items():
+            lines.append(f"{', '.join(rows)}: ERROR: {error}")
+        return lines
+
     def summary(self) -> str:
         total = len(self.verdicts)
         agree = self.count("agree")

@@ -43,7 +43,7 @@ class RunPreview(BaseModel):
             disagree=report.count("disagree"),
             errors=report.count("error"),
             rows=[v.row_id for v in report.verdicts if v.status != "agree"],
-            problems=_problems(report),
+            problems=report.problems(),
         )
 
     @property
@@ -55,21 +55,6 @@ class RunPreview(BaseModel):
             f"{self.suite} [{self.model}] {self.dataset}: remote preview: {self.agree} agree, "
             f"{self.disagree} disagree, {self.errors} errors"
         )
-
-
-def _problems(report: PreviewReport) -> list[str]:
-    """A line per row that did not agree; rows that failed the same way (a whole batch's failed call,
-    its cassette missing) share one line naming them all."""
-    lines: list[str] = []
-    shared: dict[str, list[str]] = {}
-    for verdict in report.verdicts:
-        if verdict.status == "error" and verdict.local_error is None and verdict.remote_error:
-            shared.setdefault(verdict.remote_error, []).append(verdict.row_id)
-        elif verdict.status != "agree":
-            lines.append(verdict.line())
-    for error, rows in shared.items():
-        lines.append(f"{', '.join(rows)}: ERROR: {error}")
-    return lines
 
 
 def failure_line(previews: Sequence[RunPreview]) -> str | None:
