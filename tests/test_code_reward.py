@@ -287,11 +287,12 @@ ADVERSARIAL = {
 
 @pytest.mark.parametrize("text", ADVERSARIAL.values(), ids=ADVERSARIAL.keys())
 def test_fence_extraction_is_linear_on_adversarial_responses(text: str) -> None:
-    """1 MB of hostile markdown: the cubic regex took 15.6 s on 2,000 spaces. The best of three
-    tries must stay under 100 ms even on a loaded machine (benchmarks/extraction.py has figures)."""
+    """1 MB of hostile markdown: the cubic regex took 15.6 s on 2,000 spaces, and anything worse than
+    linear takes minutes on 1 MB. The bound is a verdict on complexity, far above the ~10 ms linear
+    extraction takes, so a loaded CI machine cannot fail it (benchmarks/extraction.py has figures)."""
     assert len(text) >= 900_000
     best = min(_timed(extract_code, text) for _ in range(3))
-    assert best < 0.1, f"{best * 1000:.0f} ms"
+    assert best < 1.0, f"{best * 1000:.0f} ms"
 
 
 def _timed(fn: Any, *args: Any) -> float:
