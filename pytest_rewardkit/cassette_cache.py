@@ -7,10 +7,11 @@ An entry holds what libyaml's safe loader returned for that text, as JSON, which
 quicker to read; everything done with it after (validation, error messages) is unchanged.
 
 Entries live in pytest's cache directory (`.pytest_cache/d/rewardkit-cassettes`, emptied by
-`--cache-clear`, absent with `-p no:cacheprovider`), one per cassette file, each replaced atomically:
-xdist workers may write the same entry at once and a reader sees a whole entry, old or new. An entry
-that cannot be read or does not check out (corrupt, cut short, from another version) is ignored and
-written again; a cache that cannot be written (a read-only checkout) only costs the speed.
+`--cache-clear`, absent with `-p no:cacheprovider`): one pack per cassette folder, to which a new
+parse is appended in one write (creating a file per cassette cost more than parsing it). xdist
+workers may append at once; every entry carries a digest of its data, so one that is cut short or
+damaged is skipped, and whatever cannot be read only costs the speed (a read-only checkout too).
+A pack holding more than twice as many entries as cassettes is rewritten with the latest of each.
 """
 
 from __future__ import annotations
@@ -26,59 +27,70 @@ import yaml
 
 from pytest_rewardkit.files import write_atomically
 
-# Bumped when an entry's layout or meaning changes; entries of another format are never used.
-FORMAT = "rewardkit-cassette-cache 1"
+# Starts every entry; bumped when an entry's layout or meaning changes (others are never used).
+FORMAT = "rewardkit-cassette-cache-2"
 
 
 def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=20).hexdigest()
 
 
-class CassetteCache:
-    """What `yaml.load(text, Loader=yaml.CSafeLoader)` returned for each cassette's current text."""
+class _Pack:
+    """One folder's entries: `FORMAT <tab> cassette file name <tab> text digest <tab> data digest`,
+    then the data as one line of JSON."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self._prefix = os.path.join(directory, "")
-
-    def entry(self, path: Path) -> Path:
-        """The entry for the cassette at `path` (one per file: an edit replaces it, the cache does not grow)."""
-        return Path(self._entry(path))
-
-    def _entry(self, path: Path) -> str:
-        return f"{self._prefix}{_digest(os.path.abspath(path).encode('utf-8', 'surrogatepass'))}.json"
-
-    def parse(self, path: Path, text: str) -> Any:
-        """The safe-loaded YAML of `text`, the content of the cassette at `path`: from the cache when
-        it holds the parse of this very text, else parsed (yaml.YAMLError as yaml.load raises it) and
-        kept for the next run."""
-        # The loader's version is part of the key: another PyYAML may read the same text differently.
-        key = _digest(f"{FORMAT}\0{yaml.__version__}\0{text}".encode("utf-8", "surrogatepass"))
-        entry = self._entry(path)
-        found = self._read(entry, key)
-        if found is not None:
-            return found[0]
-        data = yaml.load(text, Loader=yaml.CSafeLoader)
-        self._write(entry, key, data)
-        return data
-
-    def _read(self, entry: str, key: str) -> tuple[Any] | None:
-        """The entry's data (in a 1-tuple: the data itself may be None) when it was made from the
-        text with digest `key` and arrived whole; None for a missing, stale or damaged entry."""
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.index: dict[tuple[str, str], tuple[int, int, str]] = {}  # (name, key) -> offset, length, digest
+        latest: dict[str, tuple[int, int]] = {}  # name -> where its last whole entry is, for compaction
         try:
-            with open(entry, "rb") as file:
+            with open(path, "rb") as file:
                 raw = file.read()
         except OSError:
+            return
+        entries = position = 0
+        while position < len(raw):
+            end = raw.find(b"\n", position)
+            if end < 0:
+                break
+            fields = raw[position:end].split(b"\t")
+            payload_end = raw.find(b"\n", end + 1)
+            if len(fields) != 4 or fields[0] != FORMAT.encode() or payload_end < 0:
+                position = end + 1  # not a header: skip the line, the next entry starts afresh
+                continue
+            name, key, digest = (field.decode("ascii", "replace") for field in fields[1:])
+            offset = end + 1
+            self.index[(name, key)] = (offset, payload_end - offset, digest)
+            latest[name] = (position, payload_end + 1)
+            entries += 1
+            position = payload_end + 1
+        if entries > 2 * len(latest) and entries > 16:
+            # Edited cassettes left older entries behind: keep the latest of each.
+            kept = b"".join(b"\n" + raw[start:end] for start, end in latest.values())
+            with contextlib.suppress(OSError, ValueError):
+                write_atomically(Path(path), kept.decode("utf-8"))
+            self.index.clear()  # offsets changed; the next run reads the compacted pack
+
+    def get(self, name: str, key: str) -> tuple[Any] | None:
+        """The data (in a 1-tuple: it may be None) of `name` parsed from text with digest `key`."""
+        found = self.index.get((name, key))
+        if found is None:
             return None
-        header, newline, payload = raw.partition(b"\n")
-        if not newline or header.rstrip(b"\r") != f"{FORMAT} {key} {_digest(payload)}".encode():
+        offset, length, digest = found
+        try:
+            with open(self.path, "rb") as file:
+                file.seek(offset)
+                payload = file.read(length)
+        except OSError:
             return None
+        if _digest(payload) != digest:
+            return None  # cut short, damaged, or the pack was rewritten since it was read
         try:
             return (json.loads(payload),)
         except ValueError:
             return None
 
-    def _write(self, entry: str, key: str, data: Any) -> None:
+    def add(self, name: str, key: str, data: Any) -> None:
         try:
             payload = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
             # Only what JSON gives back unchanged is kept: a YAML date, binary or set is not.
@@ -87,6 +99,46 @@ class CassetteCache:
             encoded = payload.encode("utf-8")
         except (TypeError, ValueError):
             return
-        # The cache only speeds replay up: without it (read-only, disk full) replay goes on.
+        # On a line of its own even after an entry cut short (a process killed while appending).
+        entry = f"\n{FORMAT}\t{name}\t{key}\t{_digest(encoded)}\n".encode() + encoded + b"\n"
+        # One write in append mode: entries from several processes follow one another whole.
         with contextlib.suppress(OSError):
-            write_atomically(Path(entry), f"{FORMAT} {key} {_digest(encoded)}\n{payload}")
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(descriptor, entry)
+            finally:
+                os.close(descriptor)
+
+
+class CassetteCache:
+    """What `yaml.load(text, Loader=yaml.CSafeLoader)` returned for each cassette's current text."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._packs: dict[str, _Pack] = {}
+
+    def pack(self, path: Path) -> Path:
+        """The pack holding the entries of the cassettes in `path`'s folder."""
+        return Path(self._pack_path(os.path.dirname(os.path.abspath(path))))
+
+    def _pack_path(self, folder: str) -> str:
+        return os.path.join(self.directory, _digest(folder.encode("utf-8", "surrogatepass")) + ".pack")
+
+    def parse(self, path: Path, text: str) -> Any:
+        """The safe-loaded YAML of `text`, the content of the cassette at `path`: from the cache when
+        it holds the parse of this very text, else parsed (yaml.YAMLError as yaml.load raises it) and
+        kept for the next run."""
+        # The loader's version is part of the key: another PyYAML may read the same text differently.
+        key = _digest(f"{FORMAT}\0{yaml.__version__}\0{text}".encode("utf-8", "surrogatepass"))
+        folder, name = os.path.split(os.path.abspath(path))
+        pack = self._packs.get(folder)
+        if pack is None:
+            pack = self._packs[folder] = _Pack(self._pack_path(folder))
+        found = pack.get(name, key)
+        if found is not None:
+            return found[0]
+        data = yaml.load(text, Loader=yaml.CSafeLoader)
+        if name.isascii() and "\t" not in name and "\n" not in name:  # as cassette_path names them
+            pack.add(name, key, data)
+        return data

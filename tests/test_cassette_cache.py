@@ -1,6 +1,7 @@
 """The parsed-cassette cache: invisible (an edited cassette is read afresh, whatever its size and
-time stamps say), robust (a damaged entry is ignored and rewritten) and safe with concurrent
-writers (xdist workers)."""
+time stamps say), robust (a damaged entry is skipped and written again) and safe with concurrent
+writers (xdist workers). Each run (process) reads a folder's pack once: a new CassetteCache stands for
+a new run."""
 
 from __future__ import annotations
 
@@ -67,9 +68,9 @@ def test_a_cassette_is_parsed_once_then_read_from_the_cache_with_the_same_result
     cache = CassetteCache(tmp_path / "cache")
     uncached = RowCassette.load(path)
     first = RowCassette.load(path, cache)
-    assert [entry.name for entry in (tmp_path / "cache").iterdir()] == [cache.entry(path).name]
+    assert [entry.name for entry in (tmp_path / "cache").iterdir()] == [cache.pack(path).name]
     no_yaml()
-    again = RowCassette.load(path, cache)
+    again = RowCassette.load(path, CassetteCache(tmp_path / "cache"))
     assert again == first == uncached
     assert answers(again) == ["42", "forty-two"]
     assert again.recorded_stats(again.interactions[0].key) == uncached.recorded_stats(uncached.interactions[0].key)
@@ -89,30 +90,29 @@ def test_an_edited_cassette_is_read_afresh_even_with_the_same_size_time_stamps_a
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     after = path.stat()
     assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
-    assert answers(RowCassette.load(path, cache)) == ["42"]
-    # The entry now holds the edited cassette.
+    assert answers(RowCassette.load(path, CassetteCache(tmp_path / "cache"))) == ["42"]
+    # The cache now holds the edited cassette.
     no_yaml()
-    assert answers(RowCassette.load(path, cache)) == ["42"]
+    assert answers(RowCassette.load(path, CassetteCache(tmp_path / "cache"))) == ["42"]
 
 
-def _damage(kind: str, entry: Path) -> None:
-    raw = entry.read_bytes()
-    header, _, payload = raw.partition(b"\n")
+def _damage(kind: str, pack: Path) -> None:
+    raw = pack.read_bytes()
     if kind == "garbage":
-        entry.write_bytes(b"\x00\xff not an entry")
+        pack.write_bytes(b"\x00\xff not an entry")
     elif kind == "empty":
-        entry.write_bytes(b"")
+        pack.write_bytes(b"")
     elif kind == "cut short":
-        entry.write_bytes(raw[: len(raw) // 2])
+        pack.write_bytes(raw[: len(raw) // 2])
     elif kind == "payload altered, still JSON":
-        altered = payload.replace(b'\\"41\\"', b'\\"99\\"')  # the answer, inside the body's JSON string
-        assert altered != payload and json.loads(altered)
-        entry.write_bytes(header + b"\n" + altered)
+        altered = raw.replace(b'\\"41\\"', b'\\"99\\"')  # the answer, inside the body's JSON string
+        assert altered != raw and json.loads(altered.strip().split(b"\n")[1])
+        pack.write_bytes(altered)
     elif kind == "another format":
-        entry.write_bytes(header.replace(FORMAT.encode(), b"rewardkit-cassette-cache 0") + b"\n" + payload)
+        pack.write_bytes(raw.replace(FORMAT.encode(), b"rewardkit-cassette-cache-0"))
     elif kind == "a directory":
-        entry.unlink()
-        entry.mkdir()
+        pack.unlink()
+        pack.mkdir()
 
 
 @pytest.mark.parametrize(
@@ -122,12 +122,29 @@ def test_a_damaged_entry_is_ignored_and_rebuilt(tmp_path: Path, kind: str, no_ya
     path = cassette(tmp_path / "row.yaml", "41")
     cache = CassetteCache(tmp_path / "cache")
     RowCassette.load(path, cache)
-    _damage(kind, cache.entry(path))
-    assert answers(RowCassette.load(path, cache)) == ["41"]
+    _damage(kind, cache.pack(path))
+    assert answers(RowCassette.load(path, CassetteCache(tmp_path / "cache"))) == ["41"]
     if kind == "a directory":
-        return  # cannot be replaced by a file: replay goes on, parsing every time
+        return  # cannot be written: replay goes on, parsing every time
     no_yaml()
-    assert answers(RowCassette.load(path, cache)) == ["41"]
+    assert answers(RowCassette.load(path, CassetteCache(tmp_path / "cache"))) == ["41"]
+
+
+def test_a_pack_left_with_old_entries_by_many_edits_keeps_the_latest_of_each(
+    tmp_path: Path, no_yaml: Callable[[], None]
+) -> None:
+    other = cassette(tmp_path / "other.yaml", "7")
+    path = tmp_path / "row.yaml"
+    for answer in range(40):
+        cassette(path, str(answer))
+        assert answers(RowCassette.load(path, CassetteCache(tmp_path / "cache"))) == [str(answer)]
+    RowCassette.load(other, CassetteCache(tmp_path / "cache"))
+    pack = CassetteCache(tmp_path / "cache").pack(path)
+    headers = [line for line in pack.read_bytes().split(b"\n") if line.startswith(FORMAT.encode())]
+    assert len(headers) <= 2 * 2 + 16  # compacted on the way: not one entry per edit
+    no_yaml()
+    assert answers(RowCassette.load(path, CassetteCache(tmp_path / "cache"))) == ["39"]
+    assert answers(RowCassette.load(other, CassetteCache(tmp_path / "cache"))) == ["7"]
 
 
 def test_yaml_that_json_cannot_hold_is_parsed_every_time(tmp_path: Path) -> None:
@@ -141,7 +158,7 @@ def test_yaml_that_json_cannot_hold_is_parsed_every_time(tmp_path: Path) -> None
     loaded = RowCassette.load(path, cache)
     assert loaded == RowCassette.load(path)
     assert loaded.interactions[0].response_headers == {"Date": "2024-01-02"}
-    assert not cache.entry(path).exists()
+    assert not cache.pack(path).exists()
 
 
 def test_a_cache_that_cannot_be_written_costs_only_the_speed(tmp_path: Path) -> None:
@@ -159,7 +176,7 @@ WORKER = textwrap.dedent(
     from pytest_rewardkit.cassette_cache import CassetteCache
     from pytest_rewardkit.recording import RowCassette
 
-    path, cache, role = Path(sys.argv[1]), CassetteCache(Path(sys.argv[2])), sys.argv[3]
+    path, cache_dir, role = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
     versions = [path.with_suffix(".a"), path.with_suffix(".b")]
     seen = set()
     for number in range(150):
@@ -168,14 +185,16 @@ WORKER = textwrap.dedent(
             tmp.write_bytes(versions[number % 2].read_bytes())
             os.replace(tmp, path)
             continue
+        cache = CassetteCache(cache_dir)  # a run of its own: reads the pack as the others leave it
         loaded = RowCassette.load(path, cache)
         answers = [c["message"]["content"] for i in loaded.interactions for c in i.choices]
         assert answers in (["41", "7"], ["42", "8"]), answers
         seen.add(answers[0])
-        try:  # the next load parses and writes the entry again, while the others read it
-            os.unlink(cache.entry(path))
-        except FileNotFoundError:
-            pass
+        if number % 10 == 0:  # start afresh now and then: the pack is created again, while the others read it
+            try:
+                os.unlink(cache.pack(path))
+            except FileNotFoundError:
+                pass
     """
 )
 
@@ -195,12 +214,12 @@ def test_concurrent_writers_and_an_edit_under_them_never_give_a_wrong_or_stale_p
     ]
     failures = [process.communicate(timeout=120)[1].decode() for process in processes if process.wait(timeout=120)]
     assert failures == []
-    # Every process wrote through a temporary file of its own, renamed into place: none is left over.
+    # A compaction writes through a temporary file of its own, renamed into place: none is left over.
     assert [p.name for p in cache_dir.iterdir() if p.name.endswith(".tmp")] == []
-    cache = CassetteCache(cache_dir)
-    assert answers(RowCassette.load(path, cache)) == ["42", "8"]  # the editor's last version, not a stale entry
+    # The editor's last version, not a stale entry.
+    assert answers(RowCassette.load(path, CassetteCache(cache_dir))) == ["42", "8"]
     no_yaml()
-    assert answers(RowCassette.load(path, cache)) == ["42", "8"]
+    assert answers(RowCassette.load(path, CassetteCache(cache_dir))) == ["42", "8"]
 
 
 # -- through pytest ---------------------------------------------------------------------------------------------------
@@ -233,9 +252,11 @@ def replay(pytester: pytest.Pytester, *args: str) -> dict[str, list[float]]:
     return scores
 
 
-def entries(pytester: pytest.Pytester) -> list[Path]:
+def entries(pytester: pytest.Pytester) -> list[bytes]:
+    """The cache's entries (their header lines), in its packs."""
     folder = pytester.path / ".pytest_cache" / "d" / "rewardkit-cassettes"
-    return sorted(folder.iterdir()) if folder.is_dir() else []
+    packs = sorted(folder.iterdir()) if folder.is_dir() else []
+    return [line for pack in packs for line in pack.read_bytes().split(b"\n") if line.startswith(FORMAT.encode())]
 
 
 def test_a_replay_after_a_cassette_edit_scores_the_edited_responses(
@@ -246,6 +267,9 @@ def test_a_replay_after_a_cassette_edit_scores_the_edited_responses(
     row = recorded_suite / "r1.yaml"
     row.write_text(row.read_text(encoding="utf-8").replace('"content": "11"', '"content": "10"'), encoding="utf-8")
     assert replay(quiet_pytester) == {"r0": [1.0, 1.0], "r1": [1.0, 1.0]}
+    assert len(entries(quiet_pytester)) == 3  # the edited cassette's parse beside the old one
+    assert replay(quiet_pytester) == {"r0": [1.0, 1.0], "r1": [1.0, 1.0]}
+    assert len(entries(quiet_pytester)) == 3
 
 
 def test_xdist_workers_fill_one_cache_that_a_serial_replay_then_reads(
@@ -255,9 +279,8 @@ def test_xdist_workers_fill_one_cache_that_a_serial_replay_then_reads(
     assert replay(quiet_pytester, "-n", "2") == expected
     written = entries(quiet_pytester)
     assert len(written) == 2
-    assert all(entry.read_bytes().startswith(FORMAT.encode()) for entry in written)
     assert replay(quiet_pytester) == expected
-    assert entries(quiet_pytester) == written
+    assert entries(quiet_pytester) == written  # all read from the cache: nothing parsed again
 
 
 def test_without_pytest_cache_nothing_is_kept(recorded_suite: Path, quiet_pytester: pytest.Pytester) -> None:
