@@ -637,6 +637,8 @@ def junit_properties(outcome: RowOutcome) -> list[tuple[str, str]]:
     failing = next((v for v in outcome.variants if not v.passed), None)
     error = outcome.error or (failing.error if failing else None)
     reason = error.message if error else (failing.result.reason if failing and failing.result else "")
+    if error:
+        props.append(("rewardkit.error_type", error.type))
     if reason:
         props.append(("rewardkit.reason", excerpt(reason, 300)))
     if stats:

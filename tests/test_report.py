@@ -258,13 +258,16 @@ def test_junit_xml_carries_each_rows_score_reason_variant_scores_and_tokens(
 ) -> None:
     import xml.etree.ElementTree as ET
 
-    make_suite([chat_row("ok", "1", "1"), chat_row("bad", "2", "3")])
+    make_suite([chat_row("ok", "1", "1"), chat_row("bad", "2", "3"), chat_row("none", None, "3")])
     pytester.runpytest("suite", "--junitxml", "junit.xml", "--rk-output", "")
     cases = {c.get("name"): c for c in ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")}
     props = {name: {p.get("name"): p.get("value") for p in c.iter("property")} for name, c in cases.items()}
     assert props["ok"]["rewardkit.status"] == "pass" and props["ok"]["rewardkit.score"] == "1"
     assert props["bad"]["rewardkit.status"] == "fail" and props["bad"]["rewardkit.variant_scores"] == "0"
     assert props["bad"]["rewardkit.reason"] == "expected 3, got 2"
+    assert "rewardkit.error_type" not in props["bad"]
+    assert props["none"]["rewardkit.status"] == "error" and props["none"]["rewardkit.error_type"] == "RowError"
+    assert props["none"]["rewardkit.reason"].startswith("row none has no assistant turn to score")
     assert "rewardkit" not in props["bad"]  # the whole outcome never reaches the XML
 
 

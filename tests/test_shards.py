@@ -246,8 +246,10 @@ def test_a_single_run_under_xdist_writes_the_same_files_as_merged_shards(
     rows = [chat_row(f"q{i:02d}", response) for i, response in enumerate(GRADED * 2)]
     make_suite(rows, reward="rk_rewards:graded", gate={"min_pass_rate": 0.5})
     single = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider", "--rk-output", "single")
-    for i in (1, 2):
-        pytester.runpytest("--rk-shard", f"{i}/2", "--rk-output", f"shard{i}")
+    for i in (1, 2):  # the shards under xdist too: their verdicts reach the controller as reports
+        pytester.runpytest_subprocess(
+            "-n", "2", "-p", "no:cacheprovider", "--rk-shard", f"{i}/2", "--rk-output", f"shard{i}"
+        )
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = main(["merge", "shard1", "shard2", "--output", str(pytester.path / "merged")])
