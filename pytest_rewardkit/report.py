@@ -76,10 +76,16 @@ def usage_totals(rows: list[RowOutcome]) -> UsageTotals | None:
         completion_tokens=sum(s.completion_tokens or 0 for s in stats),
         truncated=sum(s.truncated for s in stats),
         cost=math.fsum(costs) if costs else None,
-        latency_mean_s=math.fsum(latencies) / len(latencies) if latencies else None,
+        latency_mean_s=_mean_within(latencies) if latencies else None,
         # Nearest rank: an observed latency, defined for any number of them.
         latency_p95_s=latencies[math.ceil(0.95 * len(latencies)) - 1] if latencies else None,
     )
+
+
+def _mean_within(ordered: list[float]) -> float:
+    """The mean of sorted values, kept within their range: dividing the exact sum can round the
+    mean of equal latencies (0.003 s each) just above all of them, above its own p95."""
+    return min(max(math.fsum(ordered) / len(ordered), ordered[0]), ordered[-1])
 
 
 class ScoredTwice(BaseModel):

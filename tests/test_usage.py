@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +96,15 @@ def test_totals_are_exact_and_do_not_depend_on_row_order() -> None:
     assert totals.latency_p95_s == pytest.approx(0.3)
     assert usage_totals(rows[::-1]) == totals
     assert usage_totals([outcome("plain", [1.0])]) is None
+
+
+def test_the_mean_latency_of_equal_latencies_is_that_latency_not_a_rounding_above_it() -> None:
+    rows = [outcome(f"r{i}", [1.0]) for i in range(3)]
+    for row in rows:
+        row.variants[0].stats = ResponseStats(latency_s=0.003)
+    assert math.fsum([0.003] * 3) / 3 > 0.003  # what dividing the exact sum gives
+    totals = usage_totals(rows)
+    assert totals is not None and totals.latency_mean_s == totals.latency_p95_s == 0.003
 
 
 def test_a_recorded_run_reports_tokens_cost_latency_and_truncation(
