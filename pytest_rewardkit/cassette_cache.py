@@ -43,33 +43,37 @@ class _Pack:
         self.path = path
         self.index: dict[tuple[str, str], tuple[int, int, str]] = {}  # (name, key) -> offset, length, digest
         latest: dict[str, tuple[int, int]] = {}  # name -> where its last whole entry is, for compaction
+        entries = position = 0
+        header: tuple[str, str, str, int] | None = None
         try:
+            # Line by line: only the index stays in memory, however many rows the folder holds.
             with open(path, "rb") as file:
-                raw = file.read()
+                for line in file:
+                    if header is not None and line.endswith(b"\n"):
+                        name, key, digest, start = header
+                        self.index[(name, key)] = (position, len(line) - 1, digest)
+                        latest[name] = (start, position + len(line))
+                        entries += 1
+                        header = None
+                    else:
+                        # Anything but a whole header line is skipped: the next entry starts afresh.
+                        fields = line.rstrip(b"\n").split(b"\t")
+                        header = None
+                        if len(fields) == 4 and fields[0] == FORMAT.encode() and line.endswith(b"\n"):
+                            name, key, digest = (field.decode("ascii", "replace") for field in fields[1:])
+                            header = (name, key, digest, position)
+                    position += len(line)
+                if entries > 2 * len(latest) and entries > 16:
+                    # Edited cassettes left older entries behind: keep the latest of each.
+                    kept = []
+                    for start, end in latest.values():
+                        file.seek(start)
+                        kept.append(b"\n" + file.read(end - start))
+                    with contextlib.suppress(OSError, ValueError):
+                        write_atomically(Path(path), b"".join(kept).decode("utf-8"))
+                    self.index.clear()  # offsets changed; the next run reads the compacted pack
         except OSError:
             return
-        entries = position = 0
-        while position < len(raw):
-            end = raw.find(b"\n", position)
-            if end < 0:
-                break
-            fields = raw[position:end].split(b"\t")
-            payload_end = raw.find(b"\n", end + 1)
-            if len(fields) != 4 or fields[0] != FORMAT.encode() or payload_end < 0:
-                position = end + 1  # not a header: skip the line, the next entry starts afresh
-                continue
-            name, key, digest = (field.decode("ascii", "replace") for field in fields[1:])
-            offset = end + 1
-            self.index[(name, key)] = (offset, payload_end - offset, digest)
-            latest[name] = (position, payload_end + 1)
-            entries += 1
-            position = payload_end + 1
-        if entries > 2 * len(latest) and entries > 16:
-            # Edited cassettes left older entries behind: keep the latest of each.
-            kept = b"".join(b"\n" + raw[start:end] for start, end in latest.values())
-            with contextlib.suppress(OSError, ValueError):
-                write_atomically(Path(path), kept.decode("utf-8"))
-            self.index.clear()  # offsets changed; the next run reads the compacted pack
 
     def get(self, name: str, key: str) -> tuple[Any] | None:
         """The data (in a 1-tuple: it may be None) of `name` parsed from text with digest `key`."""
