@@ -11,8 +11,10 @@ each side starts with that cache empty (what a fresh CI clone pays) and is repor
 the N runs after it find the cache filled (a developer's next run).
 
 Last measured (2026-12-07, the shared 2-core machine under load from other jobs, best of 6, interleaved
-with the code before the cache): wall 1.43x -> 1.34x plain (0.68 -> 0.54 ms/row), CPU 1.41x -> 1.30x;
-first run with an empty cache 1.42x; peak RSS 1.15x -> 1.16x. The 1.2x target is not met yet.
+with the code before this work): wall 1.42x -> 1.29x plain (0.67 -> 0.47 ms/row), CPU 1.41x -> 1.28x
+(0.64 -> 0.45 ms/row); first run with an empty cache 1.42x; peak RSS 1.14x -> 1.16x. The 1.2x target
+is not met yet: what is left is spread over reading the cassette and its cached parse, building the
+request and its match key, writing outcomes.jsonl and results.jsonl, and pydantic models per row.
 """
 
 from __future__ import annotations
