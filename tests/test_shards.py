@@ -65,10 +65,10 @@ def test_shard_selects_a_share_of_every_suite_rows_at_collection(
     assert sorted(seen) == sorted([f"q{i}" for i in range(12)] + [f"p{i}" for i in range(5)])
 
 
-def read(directory: Path) -> tuple[dict[str, Any], list[str]]:
+def read(directory: Path) -> tuple[dict[str, Any], bytes, bytes]:
+    """summary.json, and outcomes.jsonl and results.jsonl byte for byte."""
     summary = json.loads((directory / "summary.json").read_text(encoding="utf-8"))
-    outcomes = sorted((directory / "outcomes.jsonl").read_text(encoding="utf-8").splitlines())
-    return summary, outcomes
+    return summary, (directory / "outcomes.jsonl").read_bytes(), (directory / "results.jsonl").read_bytes()
 
 
 @pytest.mark.parametrize(("min_pass_rate", "status"), [("0.1", 0), ("0.2", 1)])
@@ -93,7 +93,7 @@ def test_four_shards_of_examples_math_merged_equal_one_run(
     assert code == single.ret == status
     assert read(merged) == read(pytester.path / "single")
     assert (pytester.path / "merged.html").read_bytes() == (pytester.path / "single.html").read_bytes()
-    summary, _ = read(merged)
+    summary, *_ = read(merged)
     assert summary["summaries"][0]["rows"] == summary["summaries"][0]["selected"] == 400
     assert summary["gate"]["line"] in printed
     # The terminal summary merge prints is the run's, line for line.
