@@ -113,6 +113,11 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
         item.user_properties.append((PROPERTY, value))
         # The controller keeps its own copy: the item's would hold every response twice until exit.
         del item.stash[OUTCOME_KEY]
+        workeroutput = getattr(item.config, "workeroutput", None)
+        if workeroutput is not None and SELECTIONS_OUTPUT in workeroutput:
+            # workeroutput reaches the controller only when the worker ends cleanly: a run interrupted
+            # under xdist would not know how many rows it was meant to score.
+            item.user_properties.append((SELECTIONS_OUTPUT, workeroutput.pop(SELECTIONS_OUTPUT)))
         if GENERATOR_KEY in item.config.stash:
             from pytest_rewardkit.progress import row_finished, snapshot
 
@@ -128,7 +133,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if call.when == "teardown" and item.user_properties:
         # The teardown report has its own copy of the outcome now: the item, alive until the end of
         # the run, must not keep every row's responses as well.
-        item.user_properties[:] = [(n, v) for n, v in item.user_properties if n not in (PROPERTY, PROGRESS_PROPERTY)]
+        carried = (PROPERTY, PROGRESS_PROPERTY, SELECTIONS_OUTPUT)
+        item.user_properties[:] = [(n, v) for n, v in item.user_properties if n not in carried]
     collection = sys.modules.get("pytest_rewardkit.collection")
     if collection is None:
         return report
@@ -253,8 +259,11 @@ class RunRecorder:
         ours = [value for name, value in report.user_properties if name == PROPERTY]
         if not ours:
             return
+        for name, value in report.user_properties:
+            if name == SELECTIONS_OUTPUT:
+                self._take_worker_selections(value)
         # Taken off the report so that junitxml and friends do not print whole conversations.
-        report.user_properties = [(n, v) for n, v in report.user_properties if n != PROPERTY]
+        report.user_properties = [(n, v) for n, v in report.user_properties if n not in (PROPERTY, SELECTIONS_OUTPUT)]
         if report.when != "teardown":
             return
         from pytest_rewardkit.evaluation import RowOutcome
@@ -311,15 +320,19 @@ class RunRecorder:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        # Every xdist worker collects the same items; the first report of what they hold is kept.
         found = getattr(node, "workeroutput", {}).get(SELECTIONS_OUTPUT)
-        if found is not None and self.worker_selections is None:
-            from pytest_rewardkit.report import Selection
-
-            self.worker_selections = [Selection.model_validate(s) for s in found]
+        if found is not None:
+            self._take_worker_selections(found)
         configs = getattr(node, "workeroutput", {}).get(SUITE_CONFIGS_OUTPUT)
         if configs is not None:
             self.config.stash.setdefault(SUITE_CONFIGS_KEY, []).extend(configs)
+
+    def _take_worker_selections(self, found: Any) -> None:
+        # Every xdist worker collects the same items; the first report of what they hold is kept.
+        if self.worker_selections is None:
+            from pytest_rewardkit.report import Selection
+
+            self.worker_selections = [Selection.model_validate(s) for s in found]
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         # Ctrl-C, and also a session stopped early (serial or by the xdist controller).

@@ -25,7 +25,8 @@ GENERATOR_KEY: pytest.StashKey[Generator] = pytest.StashKey()
 FROZEN_KEY = pytest.StashKey[bool]()  # gc.freeze() was called for this run: unfreeze at its end
 OUTCOME_KEY: pytest.StashKey[RowOutcome] = pytest.StashKey()  # on an item, once it is scored
 # The gate's completeness check: row ids deselected per (suite, dataset, model), and what each
-# should score (an xdist worker sends the latter in its workeroutput under SELECTIONS_OUTPUT).
+# should score (an xdist worker sends the latter under SELECTIONS_OUTPUT: with its first row's
+# teardown report as a user property, so an interrupted run has it too, and in its workeroutput).
 DESELECTED_KEY: pytest.StashKey[dict[tuple[str, str, str], set[str]]] = pytest.StashKey()
 SELECTIONS_KEY: pytest.StashKey[list[Selection]] = pytest.StashKey()
 SELECTIONS_OUTPUT = "rewardkit_selections"

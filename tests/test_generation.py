@@ -614,24 +614,30 @@ def test_an_interrupted_recording_keeps_every_finished_row(
     assert {row for row, *_ in results(pytester)} >= {"r0", "r1"}
 
 
-@pytest.mark.parametrize("when", ["rows finished", "first row waiting"])
+@pytest.mark.parametrize("when", ["rows finished", "rows finished under xdist", "first row waiting"])
 def test_ctrl_c_while_recording_says_interrupted_in_the_summary_and_leaves_no_pending_task(
     pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve, when: str
 ) -> None:
     suite(rows=30)
-    server, base_url = serve(latency=0.3 if when == "rows finished" else 5.0, table=None)
+    server, base_url = serve(latency=0.3 if when.startswith("rows finished") else 5.0, table=None)
     command = [sys.executable, "-m", "pytest", "suite", "--rk-model", "fake", "--rk-base-url", base_url]
     command += ["--record-mode=new_episodes", "--rk-cassette-dir", "cassettes", "--rk-concurrency", "2"]
-    command += ["-p", "no:cacheprovider"]
+    command += ["-p", "no:cacheprovider", *(["-n", "2"] if when.endswith("xdist") else [])]
     folder = cassette(pytester, "r0").parent
+    written = pytester.path / "rewardkit-results" / "results.jsonl"
+
+    def waiting() -> bool:
+        if when == "first row waiting":
+            return not server.requests
+        # Under xdist, workers record rows ahead of the controller hearing that any finished.
+        return len(list(folder.glob("*.yaml"))) < 3 or (when.endswith("xdist") and not _lines(written))
+
     with subprocess.Popen(
         command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as run:
         try:
             deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and (
-                len(list(folder.glob("*.yaml"))) < 3 if when == "rows finished" else not server.requests
-            ):
+            while time.monotonic() < deadline and waiting():
                 time.sleep(0.05)
             run.send_signal(signal.SIGINT)
             output, _ = run.communicate(timeout=30)
@@ -658,6 +664,13 @@ def test_ctrl_c_while_recording_says_interrupted_in_the_summary_and_leaves_no_pe
     # Every finished row's cassette is whole (none half-written).
     for path in folder.glob("*.yaml"):
         assert RowCassette.load(path).interactions
+
+
+def _lines(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
 
 
 def test_a_complete_run_is_not_interrupted_in_the_summary(
