@@ -267,6 +267,7 @@ class RunRecorder:
         if report.when != "teardown":
             return
         from pytest_rewardkit.evaluation import RowOutcome
+        from pytest_rewardkit.interrupts import sigint_held
         from pytest_rewardkit.outcomes import ResultsWriter
         from pytest_rewardkit.report import junit_properties
 
@@ -277,14 +278,17 @@ class RunRecorder:
         for value in ours:
             outcome = value if isinstance(value, RowOutcome) else RowOutcome.model_validate(value)
             kept = outcome if keep_texts else outcome.without_texts()
-            if not self._count_once(kept, report.nodeid):
-                continue
-            self.outcomes.append(kept)
+            # Counted and written in one step: a Ctrl-C in between would leave summary.json's
+            # rows_finished and the result files disagreeing.
+            with sigint_held():
+                if not self._count_once(kept, report.nodeid):
+                    continue
+                self.outcomes.append(kept)
+                if self.output is not None:
+                    if self.writer is None:
+                        self.writer = ResultsWriter(self.output)
+                    self.writer.write(outcome)
             report.user_properties.extend(junit_properties(outcome))
-            if self.output is not None:
-                if self.writer is None:
-                    self.writer = ResultsWriter(self.output)
-                self.writer.write(outcome)
 
     def _count_once(self, outcome: RowOutcome, nodeid: str) -> bool:
         """Whether the outcome is counted: a row scored again by another item in the same run (its

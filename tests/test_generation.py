@@ -666,6 +666,77 @@ def test_ctrl_c_while_recording_says_interrupted_in_the_summary_and_leaves_no_pe
         assert RowCassette.load(path).interactions
 
 
+# Sends the run itself a real SIGINT from inside the results writer, on the second row written:
+# either before the row reaches the files (the row is counted, not yet written) or between
+# outcomes.jsonl and results.jsonl.
+INTERRUPTING_WRITER = """
+import os
+import signal
+
+import pytest_rewardkit.outcomes as outcomes
+
+calls = []
+
+
+def interrupt_on_the_second_row():
+    calls.append(None)
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+if "{where}" == "before the row is written":
+    real_result_lines = outcomes._result_lines
+
+    def result_lines(outcome):
+        interrupt_on_the_second_row()
+        return real_result_lines(outcome)
+
+    outcomes._result_lines = result_lines
+else:
+    real_init = outcomes.ResultsWriter.__init__
+
+    class Results:
+        def __init__(self, file):
+            self.file = file
+
+        def write(self, text):
+            interrupt_on_the_second_row()
+            return self.file.write(text)
+
+        def __getattr__(self, name):
+            return getattr(self.file, name)
+
+    def init(self, directory):
+        real_init(self, directory)
+        self._results = Results(self._results)
+
+    outcomes.ResultsWriter.__init__ = init
+"""
+
+
+@pytest.mark.parametrize("where", ["before the row is written", "between outcomes.jsonl and results.jsonl"])
+def test_ctrl_c_inside_the_results_writer_leaves_the_count_and_the_files_agreeing(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve, where: str
+) -> None:
+    suite()
+    _server, base_url = serve()
+    pytester.makeconftest(INTERRUPTING_WRITER.replace("{where}", where))
+    result = pytester.runpytest_subprocess(
+        "suite", "--rk-model", "fake", "--rk-n", "2", "--rk-base-url", base_url,
+        "--record-mode=new_episodes", "--rk-cassette-dir", "cassettes", "-p", "no:cacheprovider",
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.INTERRUPTED, result.stdout.str()
+    folder = pytester.path / "rewardkit-results"
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    outcomes = [json.loads(line)["row_id"] for line in (folder / "outcomes.jsonl").read_text().splitlines()]
+    # The interrupt waited for the row being written: both rows are counted and in both files.
+    assert summary["run"]["interrupted"] is True
+    assert summary["run"]["rows_finished"] == 2
+    assert outcomes == ["r0", "r1"]
+    assert [row for row, *_ in results(pytester)] == ["r0", "r0", "r1", "r1"]
+    assert summary["summaries"][0]["rows"] == 2
+
+
 def _lines(path: Path) -> int:
     try:
         return path.read_bytes().count(b"\n")
