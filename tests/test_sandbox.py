@@ -39,6 +39,7 @@ from pytest_rewardkit.sandbox import (
     kernel,
     runner,
 )
+from pytest_rewardkit.sandbox.bubblewrap import uid_mapped
 from pytest_rewardkit.sandbox.cgroups import Cgroup
 
 SECRET = "sk-fw-0123456789abcdef-secret"
@@ -96,6 +97,10 @@ def _leftovers(uid: int, before: set[tuple[int, str]]) -> list[str]:
 # Claims on sandbox uids, shared by every test run on the machine (other checkouts, other users' CI jobs).
 UID_CLAIMS = Path("/tmp/pytest-rewardkit-sandbox-uids")
 UIDS = 50_000
+# Runs switch to a uid of their own only where every uid of the range exists: root on the host or in
+# a container, not root of a rootless user namespace (one uid mapped, and the claims folder of the
+# host's root out of its reach).
+SWITCHES_UID = os.geteuid() == 0 and uid_mapped(SANDBOX_UID + 1) and uid_mapped(SANDBOX_UID + UIDS)
 
 
 def _uid_candidates(seed: str) -> Iterator[int]:
@@ -107,11 +112,11 @@ def _uid_candidates(seed: str) -> Iterator[int]:
 @contextlib.contextmanager
 def _own_uid(seed: str) -> Iterator[int]:
     """A uid for the sandbox runs of one test, and the uid whose processes count as its leftovers
-    (-1: none, when not root, since then no run can switch uid and only this process's descendants
-    count). As root, it is a uid no live process has, locked until the test ends so that no run
+    (-1: none, when runs cannot switch uid, and only this process's descendants count). Where they
+    can, it is a uid no live process has, locked until the test ends so that no run
     going on at the same time (another checkout's suite, a second job on the machine) takes it:
     every process found with it afterwards came from this test's own runs."""
-    if os.geteuid() != 0:
+    if not SWITCHES_UID:
         yield next(_uid_candidates(seed))
         return
     UID_CLAIMS.mkdir(mode=0o700, exist_ok=True)
@@ -135,7 +140,7 @@ def _own_uid(seed: str) -> Iterator[int]:
 
 
 def _leftover_uid(uid: int) -> int:
-    return uid if os.geteuid() == 0 else -1
+    return uid if SWITCHES_UID else -1
 
 
 @pytest.fixture
@@ -770,7 +775,7 @@ def test_process_mode_warns_once_loudly_and_still_limits(
     assert looping.timed_out
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root's runs switch uid; others count only their own descendants")
+@pytest.mark.skipif(not SWITCHES_UID, reason="only root with every uid mapped switches uid; others count descendants")
 def test_a_tests_sandbox_uid_is_never_one_a_concurrent_run_uses() -> None:
     """Two suites running at once on one machine each count only their own runs' processes: a uid
     that another run holds, or that a live process has, is never handed out."""
