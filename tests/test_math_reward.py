@@ -578,6 +578,12 @@ def test_a_broken_decimal_for_exact_is_an_error(setting: Any) -> None:
         "\\boxed{12}. Perhaps 13.",
         "Answer: 12 or 13",
         "The answer is 12, though it might be 13.",
+        # Found by review: offers the first cues missed.
+        "\\boxed{12}; alternatively, 13",
+        "\\boxed{12}, otherwise 13",
+        "\\boxed{12}. However, on reflection the answer is 13.",
+        "\\boxed{12} (the answer should be 13 if the bags are counted)",
+        "\\boxed{12}. Instead 13, if the bags count.",
     ],
 )
 def test_a_hedge_after_the_final_answer_is_wrong_by_default(response: str) -> None:
@@ -595,6 +601,10 @@ def test_a_hedge_after_the_final_answer_is_wrong_by_default(response: str) -> No
         "so \\boxed{12}. We could prove that 12 is the only one by checking 11 and 13 too.",
         "Only $\\boxed{12}$ leaves remainder 0 when divided by 2, 3, 4, or 6.",
         "\\boxed{12}, which might be easier to see as 3 times 4.",
+        "\\boxed{12}. Alternatively, 3 \\times 4 = 12 directly.",
+        "\\boxed{12}, otherwise 12 - 0 would not hold.",
+        "\\boxed{12}. So the answer is 12 apples.",
+        "\\boxed{12}. The answer is not 13.",
     ],
 )
 def test_reasoning_after_the_final_answer_is_not_a_hedge(response: str) -> None:

@@ -68,14 +68,20 @@ _RELATIVE_TOLERANCE = 1e-25
 # Past this exponent a power is not expanded exactly (2^(10^10) has a billion digits).
 _MAX_EXACT_EXPONENT = 10_000
 # Words offering another answer beside the final one: '\boxed{12}, but it could also be 13',
-# '\boxed{12} or 13', 'Answer: 12 or 13'. Reasoning that goes on after the box ('we could prove
-# that...', 'divisible by 2, 3, or 6') is not an offer; 'or' counts only right after the answer.
-_HEDGE_CUE = r"\b(?:(?:could|might|may)\s+(?:also\s+|instead\s+|even\s+)?be|maybe|perhaps|possibly|or else|not sure)\b"
+# '\boxed{12} or 13', 'Answer: 12 or 13', '\boxed{12}; alternatively, 13', 'However, the answer is
+# 13'. Reasoning that goes on after the box ('we could prove that...', 'divisible by 2, 3, or 6')
+# is not an offer; 'or' counts only right after the answer.
+_HEDGE_CUE = (
+    r"\b(?:(?:could|might|may)\s+(?:also\s+|instead\s+|even\s+)?be|maybe|perhaps|possibly|or else|not sure"
+    r"|alternatively|otherwise|instead|(?:answer|result)\s+(?:is|would\s+be|should\s+be))\b"
+)
 _HEDGE_AFTER = re.compile(rf"^[\s$.,;:)\]}}]*(?:and/)?or\b|{_HEDGE_CUE}", re.IGNORECASE)
 _HEDGE_WITHIN = re.compile(rf"\bor\b|{_HEDGE_CUE}", re.IGNORECASE)
-# What may stand between an offer and the value it offers: 'or maybe $\boxed{13}$'.
-_OFFERED = re.compile(r"[\s$:=(]*(?:\\boxed\s*\{)?\s*")
+# What may stand between an offer and the value it offers: 'or maybe $\boxed{13}$', 'alternatively, 13'.
+_OFFERED = re.compile(r"[\s$:=(,]*(?:\\boxed\s*\{)?\s*")
 _CANDIDATE = re.compile(r"\\[dt]?frac\s*\{[^{}]*\}\s*\{[^{}]*\}|(?<![\w.^_])-?\d+(?:\.\d+)?(?:/\d+)?")
+# A number that starts a calculation ('alternatively, 3 times 4 is 12') is reasoning, not an offer.
+_OPERAND = re.compile(r"\s*(?:[-+*/×·^]|\\times|\\cdot|times\b|plus\b|minus\b|divided\b)", re.IGNORECASE)
 _HEDGINGS = ("wrong", "last")
 _LEADING_WORDS = re.compile(r"^(?:[A-Za-z']+[\s,:]+)+(?=[-−$(\[\d\\{])")
 
@@ -419,7 +425,7 @@ def _hedge(response: str, stated: str, boxed: bool, answer: tuple[Any, ...], pla
     for offer in offers:
         gap = _OFFERED.match(offer.string, offer.end())
         candidate = _CANDIDATE.match(offer.string, gap.end() if gap else offer.end())
-        if candidate:
+        if candidate and not _OPERAND.match(offer.string, candidate.end()):
             value = read_answer(candidate[0])
             if _is_math(value) and not _equal(answer, value, places):
                 return candidate[0]
