@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
+import pydantic_core
 from pydantic import ValidationError
 
 from pytest_rewardkit.errors import RewardkitError
@@ -154,19 +155,27 @@ def _results_parts(outcome: RowOutcome) -> tuple[dict[str, Any], list[dict[str, 
     return common, variants
 
 
-def _result_lines(outcome: RowOutcome) -> tuple[str, int]:
-    """The row's results.jsonl text, exactly `json.dumps` of each of `results_records(outcome)`,
-    and how many lines it has. The part the records share (the prompt, the ground truth) is
+def encode(record: Any) -> bytes:
+    """One line of outcomes.jsonl or results.jsonl, without its newline: compact JSON in UTF-8.
+    pydantic-core's encoder (there with pydantic) rather than `json.dumps`: a few times faster, and
+    encoding was most of the time spent writing the files; like `json.dumps` it takes integers of
+    any size and writes NaN as `NaN`."""
+    return pydantic_core.to_json(record)
+
+
+def _result_lines(outcome: RowOutcome) -> tuple[bytes, int]:
+    """The row's results.jsonl lines, exactly `encode` of each of `results_records(outcome)`,
+    and how many there are. The part the records share (the prompt, the ground truth) is
     encoded once, not once per variant: it was most of the time spent writing results."""
     common, variants = _results_parts(outcome)
-    # Both dicts are non-empty with distinct keys: `{"a": 1}` and `{"b": 2}` join into `{"a": 1, "b": 2}`.
-    head = json.dumps(common, ensure_ascii=False)[:-1]
-    return "".join(f"{head}, {json.dumps(variant, ensure_ascii=False)[1:]}\n" for variant in variants), len(variants)
+    # Both dicts are non-empty with distinct keys: `{"a":1}` and `{"b":2}` join into `{"a":1,"b":2}`.
+    head = encode(common)[:-1] + b","
+    return b"".join(head + encode(variant)[1:] + b"\n" for variant in variants), len(variants)
 
 
 def derive_results(outcomes: Iterable[RowOutcome]) -> str:
     """results.jsonl's text for these outcomes (e.g. `read_outcomes(folder)`), in their order."""
-    return "".join(_result_lines(outcome)[0] for outcome in outcomes)
+    return b"".join(_result_lines(outcome)[0] for outcome in outcomes).decode()
 
 
 def row_order(outcome: RowOutcome) -> tuple[str, str, str, tuple[int, float, str]]:
@@ -184,13 +193,13 @@ class ResultsWriter:
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
-        self._outcomes: IO[str] = (directory / OUTCOMES).open("w", encoding="utf-8")
-        self._results: IO[str] = (directory / RESULTS).open("w", encoding="utf-8")
+        self._outcomes: IO[bytes] = (directory / OUTCOMES).open("wb")
+        self._results: IO[bytes] = (directory / RESULTS).open("wb")
         self._order: list[tuple[Any, int]] = []  # per row written: its row_order, its results lines
 
     def write(self, outcome: RowOutcome) -> None:
         lines, count = _result_lines(outcome)
-        self._outcomes.write(json.dumps(outcome_record(outcome), ensure_ascii=False) + "\n")
+        self._outcomes.write(encode(outcome_record(outcome)) + b"\n")
         self._outcomes.flush()
         self._results.write(lines)
         self._results.flush()

@@ -4,6 +4,7 @@ typed, and a record of a version this package cannot read is refused by name."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from pytest_rewardkit.outcomes import (
     OUTCOMES_VERSION,
     OutcomesError,
     derive_results,
+    encode,
     read_outcomes,
     results_records,
 )
@@ -36,7 +38,7 @@ def rederived(folder: Path) -> None:
     written = (folder / "results.jsonl").read_text(encoding="utf-8")
     assert derive_results(outcomes) == written
     # The writer encodes what the records share once; the bytes are still those of each record dumped whole.
-    assert "".join(json.dumps(r, ensure_ascii=False) + "\n" for o in outcomes for r in results_records(o)) == written
+    assert b"".join(encode(r) + b"\n" for o in outcomes for r in results_records(o)).decode() == written
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     facts = RunFacts.model_validate(summary["facts"])
     figures = annotate(summarize(outcomes, summary["facts"]["k"]), facts)
@@ -109,7 +111,7 @@ def test_an_outcome_record_of_an_unknown_version_is_refused_naming_the_file_and_
     pytester.runpytest("--rk-output", "out")
     path = pytester.path / "out" / "outcomes.jsonl"
     lines = path.read_text(encoding="utf-8").split("\n")
-    lines[1] = lines[1].replace(f'"version": {OUTCOMES_VERSION}', '"version": 99')
+    lines[1] = lines[1].replace(f'"version":{OUTCOMES_VERSION}', '"version":99')
     path.write_text("\n".join(lines), encoding="utf-8")
     with pytest.raises(
         OutcomesError, match=r"outcomes.jsonl:2: outcome record version 99; this .* reads versions 1 and 2"
@@ -157,3 +159,12 @@ def test_a_failed_model_call_is_typed_by_the_generation_error(
     (record,) = records(pytester.path / "out", "outcomes.jsonl")
     assert record["error"]["type"] == "ServerError"
     assert "answered 503" in record["error"]["message"]
+
+
+def test_a_line_reads_back_as_the_record_it_encodes_whatever_json_python_writes() -> None:
+    record = {"big": 10**30, "nan": float("nan"), "tiny": 1e-7, "text": "é\u2028\x00</", "none": None, "list": [1.5]}
+    line = encode(record)
+    assert b"\n" not in line
+    back = json.loads(line)
+    assert math.isnan(back.pop("nan"))
+    assert back == {k: v for k, v in record.items() if k != "nan"}
