@@ -15,6 +15,13 @@ with the code before this work): wall 1.42x -> 1.29x plain (0.67 -> 0.47 ms/row)
 (0.64 -> 0.45 ms/row); first run with an empty cache 1.42x; peak RSS 1.14x -> 1.16x. The 1.2x target
 is not met yet: what is left is spread over reading the cassette and its cached parse, building the
 request and its match key, writing outcomes.jsonl and results.jsonl, and pydantic models per row.
+
+Then (same day, the machine far more loaded: plain pytest's own CPU varied 2.6-3.1 s between runs,
+so only large changes show; two alternating runs of each, best of 3 each): the result files encoded by
+pydantic-core instead of json.dumps took CPU from 1.33x/1.34x to 1.29x/1.22x plain (CPU overhead
+0.64/0.71 -> 0.60/0.51 ms/row). Measured in-process (writer alone, 1,319 rows, best of 3, alternating):
+89-100 -> 52-59 us/row. Flushing the files every 0.2 s instead of per row saved ~7 us/row of CPU (two
+write calls), within this benchmark's noise: not worth losing the per-row flush, so not done.
 """
 
 from __future__ import annotations
