@@ -398,6 +398,98 @@ def test_the_fake_server_rejects_payloads_that_break_the_spec(server: tuple[Fake
     assert info.value.code == 400 and "criteria" in body["message"] and "sampleData.0" in body["message"]
 
 
+# -- the spec, strictly ----------------------------------------------------------------------------
+
+
+def client_payloads() -> dict[str, dict[str, Any]]:
+    """The preview and create bodies the client sends for examples/math, as it sends them."""
+    import asyncio
+
+    from pytest_rewardkit.evaluators.api import EvaluatorClient
+
+    settings, _ = load_suite(Path(__file__).parent.parent / "examples" / "math", Options())
+    evaluator = package_settings(settings).evaluator()
+    sent: dict[str, dict[str, Any]] = {}
+
+    async def capture(method: str, uri: str, body: dict[str, Any], tape: Any) -> dict[str, Any]:
+        sent["preview" if uri.endswith(":previewEvaluator") else "create"] = body
+        return {}
+
+    client = EvaluatorClient(None, None, ACCOUNT)  # type: ignore[arg-type]  # no call reaches a session
+    client.call = capture  # type: ignore[method-assign]
+    samples = [json.dumps({"messages": [{"role": "user", "content": "q"}], "ground_truth": "1"})]
+    asyncio.run(client.preview(evaluator, samples, None))  # type: ignore[arg-type]
+    asyncio.run(client.create("math", evaluator, None))
+    return sent
+
+
+def test_the_client_payloads_pass_the_strict_spec_and_pin_the_documented_fields() -> None:
+    sent = client_payloads()
+    assert schema_errors("GatewayPreviewEvaluatorBody", sent["preview"]) == []
+    assert schema_errors("GatewayCreateEvaluatorBody", sent["create"]) == []
+    assert sorted(sent["preview"]) == ["evaluator", "maxSamples", "sampleData"]
+    assert sent["preview"]["maxSamples"] == 1 and sent["create"]["evaluatorId"] == "math"
+    for body in sent.values():
+        evaluator = body["evaluator"]
+        assert evaluator["displayName"] == "math (math)"
+        assert evaluator["multiMetrics"] is True
+        assert evaluator["rollupSettings"] == {"skipRollup": True}
+        [criterion] = evaluator["criteria"]
+        assert criterion["type"] == "CODE_SNIPPETS" and "main.py" in criterion["codeSnippets"]["fileContents"]
+
+
+@pytest.mark.parametrize(
+    ("path", "misspelt"),
+    [
+        (["evaluator", "displayName"], "displayNmae"),
+        (["evaluator", "multiMetrics"], "multiMetric"),
+        (["maxSamples"], "maxSample"),
+        (["evaluator", "criteria", 0, "codeSnippets"], "codeSnippet"),
+        (["evaluator", "rollupSettings", "skipRollup"], "skipRolup"),  # the allow-list is that one name
+    ],
+)
+def test_a_misspelt_field_is_rejected_naming_its_path(path: list[str | int], misspelt: str) -> None:
+    for definition, which in (("GatewayPreviewEvaluatorBody", "preview"), ("GatewayCreateEvaluatorBody", "create")):
+        body = client_payloads()[which]
+        if path == ["maxSamples"] and which == "create":
+            continue  # create has no maxSamples
+        parent: Any = body
+        for step in path[:-1]:
+            parent = parent[step]
+        parent[misspelt] = parent.pop(path[-1])
+        where = ".".join(str(p) for p in [*path[:-1], misspelt])
+        [problem] = schema_errors(definition, body)
+        assert problem.startswith(f"{where}: unknown field (the spec declares ")
+        assert str(path[-1]) in problem  # the right name is among those offered
+
+
+def test_the_strict_copy_leaves_open_maps_open_and_the_vendored_spec_untouched() -> None:
+    from pytest_rewardkit.evaluators.api import strict_definitions, swagger
+
+    files = {"main.py": "x", "helpers/util.py": "y"}  # fileContents is a map: any file name is allowed
+    criterion = {"type": "CODE_SNIPPETS", "codeSnippets": {"language": "python", "fileContents": files}}
+    assert schema_errors("gatewayCriterion", criterion) == []
+    assert "additionalProperties" not in swagger()["definitions"]["gatewayEvaluator"]
+    assert "skipRollup" not in swagger()["definitions"]["gatewayRollupSettings"]["properties"]
+    assert strict_definitions()["gatewayEvaluator"]["additionalProperties"] is False
+
+
+def test_the_fake_server_rejects_a_misspelt_field_naming_its_path(server: tuple[FakeChatServer, str]) -> None:
+    import urllib.request
+
+    body = client_payloads()["preview"]
+    body["evaluator"]["displayNmae"] = body["evaluator"].pop("displayName")
+    request = urllib.request.Request(
+        f"{server[1]}/v1/accounts/a/evaluators:previewEvaluator",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=10)
+    assert info.value.code == 400
+    assert "evaluator.displayNmae: unknown field" in json.loads(info.value.read())["message"]
+
+
 # -- the committed cassettes ----------------------------------------------------------------------
 
 EXAMPLES = sorted(p.parent.name for p in (Path(__file__).parent.parent / "examples").glob("*/rewardkit.yaml"))

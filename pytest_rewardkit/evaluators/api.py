@@ -8,6 +8,7 @@ Errors are typed; none of them is ever turned into a score.
 from __future__ import annotations
 
 import collections
+import copy
 import functools
 import json
 import re
@@ -80,16 +81,58 @@ def swagger() -> dict[str, Any]:
     return spec
 
 
+# Fields the client sends that the vendored spec does not declare, by definition. Each one is
+# documented by Fireworks (issue 18) but missing from the published Swagger subset; anything else
+# unknown is an error, so a misspelt field fails here rather than being silently ignored by the gateway.
+SPEC_ADDITIONS: dict[str, dict[str, Any]] = {
+    # "rollupSettings": {"skipRollup": true} makes the gateway report the criterion's own score
+    # (multiMetrics) instead of a weighted rollup; gatewayRollupSettings predates it.
+    "gatewayRollupSettings": {"skipRollup": {"type": "boolean"}},
+}
+
+
+@functools.cache
+def strict_definitions() -> dict[str, Any]:
+    """The spec's definitions with `additionalProperties: false` wherever properties are declared
+    (and none is said about others), plus `SPEC_ADDITIONS`: unknown fields are errors at every level."""
+    definitions = copy.deepcopy(swagger()["definitions"])
+    for name, extra in SPEC_ADDITIONS.items():
+        definitions[name]["properties"].update(copy.deepcopy(extra))
+
+    def close(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("properties"), dict):
+                node.setdefault("additionalProperties", False)
+            for value in node.values():
+                close(value)
+        elif isinstance(node, list):
+            for value in node:
+                close(value)
+
+    for definition in definitions.values():
+        close(definition)
+    return definitions
+
+
 def schema_errors(definition: str, value: Any) -> list[str]:
-    """Where `value` breaks the spec's definition `definition` (empty: it conforms)."""
+    """Where `value` breaks the spec's definition `definition`, strictly (empty: it conforms).
+    An unknown field is named by its own path (`evaluator.displayNmae: unknown field ...`)."""
     import jsonschema
 
-    schema = {"$ref": f"#/definitions/{definition}", "definitions": swagger()["definitions"]}
+    schema = {"$ref": f"#/definitions/{definition}", "definitions": strict_definitions()}
     validator = jsonschema.Draft4Validator(schema)
-    return [
-        f"{'.'.join(str(p) for p in error.absolute_path) or '(body)'}: {error.message}"
-        for error in sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.absolute_path)))
-    ]
+    problems = []
+    for error in validator.iter_errors(value):
+        path = [str(p) for p in error.absolute_path]
+        if error.validator == "additionalProperties" and error.validator_value is False:
+            known = error.schema.get("properties", {})
+            for key in sorted(k for k in error.instance if k not in known):
+                where = ".".join([*path, key])
+                problems.append((where, f"{where}: unknown field (the spec declares {', '.join(sorted(known))})"))
+        else:
+            where = ".".join(path)
+            problems.append((where, f"{where or '(body)'}: {error.message}"))
+    return [message for _, message in sorted(problems)]
 
 
 # -- cassettes --------------------------------------------------------------------------------------
