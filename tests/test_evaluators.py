@@ -500,7 +500,11 @@ def test_a_suite_with_an_environment_is_refused_with_the_reason(capsys: pytest.C
     root = Path(__file__).parent.parent
     for example in ROLLOUT_EXAMPLES:
         assert cli("evaluator", "preview", root / "examples" / example) == 2
-        assert "cannot be packaged as a Fireworks evaluator" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "cannot be packaged as a Fireworks evaluator yet" in err
+        assert "built from bfcl_environment:FileSystemAndMath and each row's initial_config" in err
+        assert "does not ship bfcl_environment.py and its tools file functions.json" in err
+        assert "live environment" not in err
 
 
 @pytest.mark.parametrize("example", [e for e in EXAMPLES if e not in ROLLOUT_EXAMPLES])

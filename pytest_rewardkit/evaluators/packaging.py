@@ -119,11 +119,14 @@ def package_settings(settings: Settings) -> EvaluatorPackage:
     suite_dir = settings.config_path.parent
     name = settings.reward.name
     if settings.environment is not None:
-        # Its reward re-runs the conversation in the suite's environment, which main.py's
-        # evaluate(messages, ...) is not given: a preview would compare something else.
+        environment = settings.environment
+        tools = f" and its tools file {environment.tools}" if environment.tools else ""
         raise PackagingError(
             f"{settings.config_path}: a suite with an environment (multi-turn rollouts) cannot be packaged as a "
-            "Fireworks evaluator: its reward needs the environment and the rollout, not only the messages"
+            f"Fireworks evaluator yet: its reward {name!r} replays the rollout's tool calls in fresh environments "
+            f"built from {environment.name} and each row's initial_config, but the package does not ship "
+            f"{environment.name.partition(':')[0]}.py{tools}, main.py does not build the environment to pass "
+            "to the reward, and a preview sends single responses, not rollouts"
         )
     try:  # fail here, with the plugin's message, not on the remote side
         resolver_for(suite_dir).bind(name, settings.reward.params)
