@@ -170,6 +170,27 @@ def test_a_tampered_remote_score_is_a_disagreement_naming_the_row(
     result.stdout.fnmatch_lines([f"*remote preview failed*math [[]{GPT3}[]]: gsm8k-test-0000"])
 
 
+def test_multi_turn_rollouts_preview_100_percent_from_the_committed_cassettes(
+    quiet_pytester: pytest.Pytester, xdist: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FIREWORKS_API_KEY", raising=False)
+    folder = quiet_pytester.path / "multi_turn"
+    folder.mkdir()
+    for name in ("rewardkit.yaml", "dataset.jsonl", "bfcl_environment.py", "functions.json"):
+        shutil.copy(ROOT / "examples" / "multi_turn" / name, folder)
+    output = quiet_pytester.path / "out"
+    # Each row's rollout (BFCL's ground-truth calls) is sent whole with its initial_config; the
+    # packaged main.py rebuilds the environment from the shipped module and replays the calls.
+    result = run(quiet_pytester, xdist, "multi_turn", "--rk-model", "bfcl-ground-truth", "--rk-cassette-dir",
+                 ROOT / "cassettes", "--rk-output", output)  # fmt: skip
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines(
+        ["multi_turn [[]bfcl-ground-truth[]] *: remote preview: 25 agree, 0 disagree, 0 errors"]
+    )
+    [preview] = json.loads((output / "summary.json").read_text(encoding="utf-8"))["remote_preview"]
+    assert (preview["agree"], preview["disagree"], preview["errors"]) == (25, 0, 0)
+
+
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("FIREWORKS_API_KEY", KEY)

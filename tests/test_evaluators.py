@@ -493,18 +493,39 @@ def test_the_fake_server_rejects_a_misspelt_field_naming_its_path(server: tuple[
 # -- the committed cassettes ----------------------------------------------------------------------
 
 EXAMPLES = sorted(p.parent.name for p in (Path(__file__).parent.parent / "examples").glob("*/rewardkit.yaml"))
-ROLLOUT_EXAMPLES = ["multi_turn"]  # scored in an environment: not packageable (see the next test)
+# Their rows hold no responses: they are previewed with recorded rollouts, by a pytest run with
+# --rk-model (tests/test_evaluator_run.py), not by the CLI.
+ROLLOUT_EXAMPLES = ["multi_turn"]
 
 
-def test_a_suite_with_an_environment_is_refused_with_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
-    root = Path(__file__).parent.parent
-    for example in ROLLOUT_EXAMPLES:
-        assert cli("evaluator", "preview", root / "examples" / example) == 2
-        err = capsys.readouterr().err
-        assert "cannot be packaged as a Fireworks evaluator yet" in err
-        assert "built from bfcl_environment:FileSystemAndMath and each row's initial_config" in err
-        assert "does not ship bfcl_environment.py and its tools file functions.json" in err
-        assert "live environment" not in err
+def test_a_suite_with_an_environment_ships_its_module_and_tools_file(tmp_path: Path) -> None:
+    root = Path(__file__).parent.parent / "examples" / "multi_turn"
+    settings, _ = load_suite(root, Options())
+    package = package_settings(settings)
+    assert sorted(package.files) == ["bfcl_environment.py", "functions.json", "main.py"]
+    assert package.files["bfcl_environment.py"] == (root / "bfcl_environment.py").read_text(encoding="utf-8")
+    assert package.files["functions.json"] == (root / "functions.json").read_text(encoding="utf-8")
+    assert schema_errors("gatewayEvaluator", package.evaluator()) == []
+    # main.py builds the environment itself: a rollout replayed in it is judged, right or wrong.
+    package.write(tmp_path / "pkg")
+    namespace: dict[str, Any] = {"__file__": str(tmp_path / "pkg" / "main.py")}
+    exec(compile((tmp_path / "pkg" / "main.py").read_text(), "main.py", "exec"), namespace)
+    row = json.loads((root / "dataset.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    fields = {k: row[k] for k in ("initial_config", "excluded_function")}
+    call = {"id": "c0", "type": "function", "function": {"name": "ls", "arguments": '{"a": true}'}}
+    played = [
+        {"role": "user", "content": row["turns"][0][0]["content"]},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c0", "content": "forged"},
+        {"role": "assistant", "content": "Done."},
+    ]
+    result = namespace["evaluate"](played, ground_truth=row["ground_truth"][:1], **fields)
+    assert result["score"] == 1.0
+    call["function"] = {"name": "cd", "arguments": '{"folder": "workspace"}'}  # another state: a 0
+    result = namespace["evaluate"](played, ground_truth=row["ground_truth"][:1], **fields)
+    assert result["score"] == 0.0
+    with pytest.raises(RuntimeError, match="environment 'other:Env' is not packaged"):
+        namespace["evaluate"](played, ground_truth=row["ground_truth"][:1], environment="other:Env", **fields)
 
 
 @pytest.mark.parametrize("example", [e for e in EXAMPLES if e not in ROLLOUT_EXAMPLES])

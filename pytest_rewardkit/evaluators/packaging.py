@@ -55,6 +55,24 @@ def evaluate(messages, ground_truth=None, tools=None, **kwargs):
     return result.model_dump(mode="json")
 '''
 
+# Appended for a suite with an environment: its reward replays the rollout's tool calls in fresh
+# instances of the environment class, built from the shipped module and tools file as the plugin
+# builds them. Only the suite's own class is shipped, so a row naming another one fails remotely.
+ENVIRONMENT_TEMPLATE = """
+from pytest_rewardkit.environment import Environment
+
+ENVIRONMENT = {name!r}
+_environment = Environment.load(ENVIRONMENT, {tools!r}, Path(__file__).resolve().parent)
+_evaluate_messages = evaluate
+
+
+def evaluate(messages, ground_truth=None, tools=None, **kwargs):
+    own = kwargs.pop("environment", None)
+    if own not in (None, "", ENVIRONMENT):
+        raise RuntimeError(f"the row's own environment {{own!r}} is not packaged; only {{ENVIRONMENT}} is")
+    return _evaluate_messages(messages, ground_truth=ground_truth, tools=tools, environment=_environment, **kwargs)
+"""
+
 
 class PackagingError(ConfigError):
     """The suite's reward cannot be packaged; the message says why and what to do."""
@@ -118,16 +136,6 @@ def package_settings(settings: Settings) -> EvaluatorPackage:
     """The evaluator for a suite's reward and its YAML params."""
     suite_dir = settings.config_path.parent
     name = settings.reward.name
-    if settings.environment is not None:
-        environment = settings.environment
-        tools = f" and its tools file {environment.tools}" if environment.tools else ""
-        raise PackagingError(
-            f"{settings.config_path}: a suite with an environment (multi-turn rollouts) cannot be packaged as a "
-            f"Fireworks evaluator yet: its reward {name!r} replays the rollout's tool calls in fresh environments "
-            f"built from {environment.name} and each row's initial_config, but the package does not ship "
-            f"{environment.name.partition(':')[0]}.py{tools}, main.py does not build the environment to pass "
-            "to the reward, and a preview sends single responses, not rollouts"
-        )
     try:  # fail here, with the plugin's message, not on the remote side
         resolver_for(suite_dir).bind(name, settings.reward.params)
     except RewardError as exc:
@@ -137,9 +145,17 @@ def package_settings(settings: Settings) -> EvaluatorPackage:
     except (TypeError, ValueError) as exc:
         raise PackagingError(f"{settings.config_path}: reward.params must be JSON-serializable: {exc}") from exc
     version = package_version()
-    files = {MAIN: MAIN_TEMPLATE.format(suite=settings.suite, version=version, reward=name, params=params)}
+    main = MAIN_TEMPLATE.format(suite=settings.suite, version=version, reward=name, params=params)
+    files = {}
     if name not in BUILTINS:
         files.update(_module_sources(name, suite_dir, settings.config_path))
+    environment = settings.environment
+    if environment is not None:
+        main += ENVIRONMENT_TEMPLATE.format(name=environment.name, tools=environment.tools)
+        files.update(_module_sources(environment.name, suite_dir, settings.config_path))
+        if environment.tools is not None:
+            files[Path(environment.tools).as_posix()] = _tools_text(suite_dir, environment.tools, settings.config_path)
+    files[MAIN] = main
     return EvaluatorPackage(
         suite=settings.suite, reward=name, files=files, requirements=_requirements(version, suite_dir)
     )
@@ -166,6 +182,16 @@ def _module_sources(name: str, suite_dir: Path, config_path: Path) -> dict[str, 
         "can be packaged as an evaluator; move the module next to rewardkit.yaml, or publish it and list it in "
         f"{suite_dir / REQUIREMENTS_FILE}"
     )
+
+
+def _tools_text(suite_dir: Path, tools: str, config_path: Path) -> str:
+    path = suite_dir / tools
+    if not path.resolve().is_relative_to(suite_dir.resolve()):
+        raise PackagingError(f"{config_path}: environment.tools {tools!r} must be a file beside the suite's YAML")
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PackagingError(f"{config_path}: environment.tools {tools!r}: {exc}") from exc
 
 
 def _requirements(version: str, suite_dir: Path) -> str:

@@ -21,7 +21,7 @@ from pytest_rewardkit.dataset import DatasetEntry
 from pytest_rewardkit.evaluation import Case, evaluate_case
 from pytest_rewardkit.evaluators.api import EvaluatorAPIError, EvaluatorClient, Tape
 from pytest_rewardkit.evaluators.packaging import EvaluatorPackage, package_settings
-from pytest_rewardkit.models import Message
+from pytest_rewardkit.models import Message, Trajectory
 from pytest_rewardkit.recording import CassetteError, cassette_path
 
 PREVIEW_ALIAS = "fireworks-preview"  # the cassette folder beside the suite's model folders
@@ -102,11 +102,14 @@ class PreviewSettings:
 
 def sample_for(case: Case) -> dict[str, Any]:
     """What Fireworks passes to `evaluate`: the messages as scored locally (system prompt, prompt,
-    the row's response), ground_truth, and the row's other fields as keyword arguments."""
-    # Suites with an environment (whose responses are rollouts) are refused by packaging.
-    responses = [r for r in case.responses() if isinstance(r, Message)]
+    the row's response; a rollout's whole conversation), ground_truth, and the row's other fields
+    (a multi-turn row's initial_config among them) as keyword arguments."""
+    responses = case.responses()
+    rollout = next((r for r in responses if isinstance(r, Trajectory)), None)
+    plain = [r for r in responses if isinstance(r, Message)]
+    messages = rollout.messages if rollout is not None else [*case.prompt(), *plain]
     return {
-        "messages": [m.to_api() for m in [*case.prompt(), *responses]],
+        "messages": [m.to_api() for m in messages],
         "ground_truth": case.row.ground_truth,
         **case.row.extra,
     }

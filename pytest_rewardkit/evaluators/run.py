@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from pytest_rewardkit.config import Options
 from pytest_rewardkit.evaluation import Case, RowOutcome, VariantResult
 from pytest_rewardkit.evaluators.preview import PreviewReport, PreviewSettings, SampleVerdict, send
-from pytest_rewardkit.models import Message
+from pytest_rewardkit.models import Message, Response, Trajectory
 
 SuiteKey = tuple[str, str, str]  # (suite, dataset, model), as the summary groups rows
 
@@ -109,12 +109,12 @@ def _samples(settings: Any, entries: Sequence[Any], outcomes: list[RowOutcome]) 
         for variant in outcome.variants:
             row_id = entry.row_id if len(outcome.variants) == 1 else f"{entry.row_id}#{variant.index}"
             verdict = _variant_verdict(row_id, variant)
-            response = variant.response
-            if entry.row is None or not isinstance(response, Message):
+            response: Response | None = variant.trajectory or variant.response  # a rollout is sent whole
+            if entry.row is None or not isinstance(response, (Message, Trajectory)):
                 scored.append((verdict, None))
                 continue
 
-            def source(case: Case, response: Message = response) -> list[Message]:
+            def source(case: Case, response: Response = response) -> list[Response]:
                 return [response]
 
             scored.append((verdict, Case(settings=settings, row=entry.row, row_id=entry.row_id, source=source)))
