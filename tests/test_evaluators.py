@@ -498,6 +498,16 @@ EXAMPLES = sorted(p.parent.name for p in (Path(__file__).parent.parent / "exampl
 ROLLOUT_EXAMPLES = ["multi_turn"]
 
 
+def test_the_cli_sends_a_suite_with_an_environment_to_a_pytest_run_with_a_model(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder = Path(__file__).parent.parent / "examples" / "multi_turn"
+    assert cli("evaluator", "preview", folder) == 2
+    err = capsys.readouterr().err
+    assert "previewed with a model's rollouts" in err
+    assert f"pytest {folder} --rk-model ALIAS --rk-evaluator=fireworks-preview" in err
+
+
 def test_a_suite_with_an_environment_ships_its_module_and_tools_file(tmp_path: Path) -> None:
     root = Path(__file__).parent.parent / "examples" / "multi_turn"
     settings, _ = load_suite(root, Options())

@@ -152,6 +152,12 @@ def run_preview(args: argparse.Namespace) -> int:
 
     try:
         settings, entries = _load(args.suite, args.limit)
+        if settings.environment is not None:
+            # Its rows hold the turns, not answers: the rollouts to send come from a model's run.
+            raise ConfigError(
+                f"{settings.config_path}: a suite with an environment is previewed with a model's rollouts, "
+                f"from a pytest run: pytest {args.suite} --rk-model ALIAS --rk-evaluator=fireworks-preview"
+            )
         package = package_settings(settings)
         creds, account = _credentials(args, required=args.record_mode != "none")
     except (ConfigError, AuthError) as exc:
