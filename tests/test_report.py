@@ -253,7 +253,7 @@ def test_finish_writes_the_summary_json(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["outcomes.jsonl", "results.jsonl", "summary.json"]
 
 
-def test_junit_xml_carries_each_rows_score_reason_variant_scores_and_tokens(
+def test_junit_xml_carries_each_rows_status_score_reason_variant_scores_and_error_type(
     pytester: pytest.Pytester, make_suite: Any, chat_row: Any
 ) -> None:
     import xml.etree.ElementTree as ET
@@ -269,6 +269,36 @@ def test_junit_xml_carries_each_rows_score_reason_variant_scores_and_tokens(
     assert props["none"]["rewardkit.status"] == "error" and props["none"]["rewardkit.error_type"] == "RowError"
     assert props["none"]["rewardkit.reason"].startswith("row none has no assistant turn to score")
     assert "rewardkit" not in props["bad"]  # the whole outcome never reaches the XML
+
+
+def test_junit_xml_of_a_replayed_run_carries_tokens_score_reason_variant_scores_and_error_type(
+    pytester: pytest.Pytester, make_suite: Any, chat_row: Any
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    from pytest_rewardkit.testing import FakeChatServer
+
+    make_suite([chat_row(f"r{i}", None, ground_truth="7") for i in range(2)], models={"fake": "acme/fake"})
+    table = {f"question r{i}": ["7", "the answer is probably eight"] for i in range(2)}
+    args = ["suite", "--rk-model", "fake", "--rk-n", "2", "--rk-output", ""]
+    with FakeChatServer(table=table).running() as base_url:
+        pytester.runpytest(*args, "--rk-base-url", base_url, "--record-mode=new_episodes").assert_outcomes(failed=2)
+    # Replayed offline (the server is gone); r1's cassette is lost, so r1 errors.
+    (pytester.path / "cassettes" / "suite" / "fake" / "r1.yaml").unlink()
+    pytester.runpytest(*args, "--rk-base-url", base_url, "--junitxml", "junit.xml")
+    cases = {c.get("name"): c for c in ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")}
+    props = {name: {p.get("name"): p.get("value") for p in c.iter("property")} for name, c in cases.items()}
+    replayed, errored = props["r0"], props["r1"]
+    # The fake server counts words: the prompt "question r0" is 2 tokens (split over the 2 choices),
+    # the completions "7" and "the answer is probably eight" 1 + 5.
+    assert (replayed["rewardkit.prompt_tokens"], replayed["rewardkit.completion_tokens"]) == ("2", "6")
+    assert (replayed["rewardkit.status"], replayed["rewardkit.score"]) == ("fail", "0.5")
+    assert replayed["rewardkit.variant_scores"] == "1,0"
+    assert replayed["rewardkit.reason"] == "expected 7, got the answer is probably eight"
+    assert "rewardkit.error_type" not in replayed
+    assert errored["rewardkit.status"] == "error"
+    assert errored["rewardkit.error_type"] == "ReplayMiss"
+    assert errored["rewardkit.reason"].startswith("no cassette ") and "r1.yaml" in errored["rewardkit.reason"]
 
 
 def test_the_summary_table_fits_80_columns_and_is_coloured_where_the_terminal_has_colour(
