@@ -267,10 +267,27 @@ def test_errored_rows_fail_the_gate_by_default_and_show_beside_the_pass_rate(
     result.stdout.fnmatch_lines(["rewardkit gate: PASSED (every pass rate >= 50.0%, error rate <= 10.0%) -> exit 0"])
 
 
-def test_max_error_rate_is_checked_at_start_up(quiet_pytester: pytest.Pytester) -> None:
-    result = quiet_pytester.runpytest("--rk-max-error-rate", "1.5")
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "nan"])
+def test_max_error_rate_is_checked_at_start_up(
+    pytester: pytest.Pytester, make_suite: MakeSuite, chat_row: ChatRow, value: str
+) -> None:
+    # With --rk-min-pass-rate given, the flag is well formed: only its value can be wrong.
+    scored = pytester.path / "scored.txt"
+    (pytester.path / "rk_marker.py").write_text(
+        "from pytest_rewardkit import EvaluateResult, reward_function\n\n\n"
+        "@reward_function\n"
+        "def touch(messages, **kwargs):\n"
+        f"    open({str(scored)!r}, 'a').write('scored\\n')\n"
+        "    return EvaluateResult(score=1.0, reason='ok')\n",
+        encoding="utf-8",
+    )
+    make_suite([chat_row("a", "1", "1")], reward="rk_marker:touch")
+    assert pytester.runpytest("--rk-min-pass-rate", "0.5", "--rk-output", "").ret == OK and scored.is_file()
+    scored.unlink()
+    result = pytester.runpytest("--rk-min-pass-rate", "0.5", "--rk-max-error-rate", value, "--rk-output", "")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "--rk-max-error-rate" in result.stderr.str()
+    assert "--rk-max-error-rate: expected a number from 0 to 1" in result.stderr.str()
+    assert not scored.exists(), "a row ran before the option was rejected"
 
 
 def test_max_error_rate_alone_is_a_usage_error(quiet_pytester: pytest.Pytester) -> None:
