@@ -24,6 +24,9 @@ class LoopThread:
 
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Schedule `coroutine` on the loop; the future is safe to wait on from any other thread."""
+        if self.loop.is_closed() or not self._thread.is_alive():
+            coroutine.close()  # else it is reported as "never awaited", far from this call
+            raise RuntimeError(f"loop thread {self._thread.name!r} is stopped: nothing can run on it any more")
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
@@ -36,11 +39,12 @@ class LoopThread:
         interrupted run, a server handler still sleeping for a client that went away)."""
         if self.loop.is_closed():
             return
-        # A task that ignores cancellation must not hang the run: the loop is stopped anyway.
-        with contextlib.suppress(concurrent.futures.TimeoutError):
-            self.run(cancel_other_tasks(), timeout)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout)
+        if self._thread.is_alive():  # else an earlier stop() timed out waiting, and only closing is left
+            # A task that ignores cancellation must not hang the run: the loop is stopped anyway.
+            with contextlib.suppress(concurrent.futures.TimeoutError):
+                self.run(cancel_other_tasks(), timeout)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout)
         if not self._thread.is_alive():
             self.loop.close()
 
