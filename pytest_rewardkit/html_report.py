@@ -48,8 +48,10 @@ def status(outcome: RowOutcome) -> str:
     return outcome.status
 
 
-def _variant(v: VariantResult) -> dict[str, Any]:
+def _variant(v: VariantResult, prompt_length: int) -> dict[str, Any]:
     result = v.result
+    # A multi-turn rollout's conversation after the prompt: later user turns, tool calls, tool results.
+    steps = [m.to_api() for m in v.trajectory.messages[prompt_length:]] if v.trajectory else []
     return {
         "index": v.index,
         "score": result.score if result else None,
@@ -62,6 +64,7 @@ def _variant(v: VariantResult) -> dict[str, Any]:
         "error_type": v.error.type if v.error else None,
         "response": v.response.to_api() if v.response else None,
         "stats": v.stats.model_dump(mode="json") if v.stats else None,
+        "steps": steps,
     }
 
 
@@ -77,7 +80,7 @@ def _row(outcome: RowOutcome, combo: int) -> dict[str, Any]:
         "error_type": outcome.error.type if outcome.error else None,
         "group": outcome.group,
         "prompt": [m.to_api() for m in outcome.prompt],
-        "variants": [_variant(v) for v in outcome.variants],
+        "variants": [_variant(v, len(outcome.prompt)) for v in outcome.variants],
     }
 
 
