@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -12,7 +13,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from test_report import outcome
 
-from pytest_rewardkit.html_report import embed_json, histogram, render_html, report_payload, status
+from pytest_rewardkit import EvaluateResult, Message
+from pytest_rewardkit.baseline import compare
+from pytest_rewardkit.evaluation import RowOutcome, VariantResult
+from pytest_rewardkit.html_report import embed_json, histogram, render_html, report_payload, status, write_html
+from pytest_rewardkit.models import Trajectory, TurnRecord
 from pytest_rewardkit.report import summarize
 from pytest_rewardkit.testing import FakeChatServer
 
@@ -241,3 +246,91 @@ def test_a_directory_as_the_report_file_is_a_usage_error(quiet_pytester: pytest.
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--rk-html: " in result.stderr.str()
     assert "is a directory; name the report file, e.g. report.html" in result.stderr.str()
+
+
+@contextlib.contextmanager
+def opened(browser: Browser, report: Path) -> Iterator[Page]:
+    """`report` in a fresh offline page, ready; no script error may happen while it is open."""
+    context = browser.new_context(offline=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(report.as_uri())
+    page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+    yield page
+    assert errors == []
+    context.close()
+
+
+def multi_turn_outcome(row_id: str) -> RowOutcome:
+    """A multi_turn row (BFCL file system): the model lists the folder, reads the tool's result, answers."""
+    prompt = [Message(role="user", content="I am alex. List everything in the current directory.")]
+    call = {"id": "call_ls_1", "type": "function", "function": {"name": "ls", "arguments": '{"a": true}'}}
+    answer = Message(role="assistant", content="The directory holds workspace and .hidden_file.")
+    conversation = [
+        *prompt,
+        Message(role="assistant", content=None, tool_calls=[call]),
+        Message(
+            role="tool",
+            name="ls",
+            tool_call_id="call_ls_1",
+            content='{"current_directory_content": ["<b>workspace</b>", ".hidden_file"]}',
+        ),
+        answer,
+    ]
+    trajectory = Trajectory(messages=conversation, turns=[TurnRecord(index=0, steps=2, tool_calls=1)], final_state={})
+    variant = VariantResult(
+        index=0,
+        response=answer,
+        result=EvaluateResult(score=1.0, reason="state and calls match"),
+        passed=True,
+        trajectory=trajectory,
+    )
+    return RowOutcome(
+        suite="multi_turn", dataset="multi_turn/dataset.jsonl", row_id=row_id, model="fake", parameters={},
+        prompt=prompt, threshold=1.0, aggregate="mean", variants=[variant], reward=1.0, passed=True,
+    )  # fmt: skip
+
+
+def test_a_multi_turn_row_shows_its_tool_calls_and_tool_results_as_text(browser: Browser, tmp_path: Path) -> None:
+    rows = [multi_turn_outcome("multi_turn_base_1")]
+    report = tmp_path / "report.html"
+    write_html(report, report_payload(summarize(rows), rows))
+    with opened(browser, report) as page:
+        page.click("#rk-rows tr.row")
+        variant = page.locator("#rk-rows tr.detail .variant")
+        assert variant.locator(".msg.assistant pre.muted").all_inner_texts() == ['tool call call_ls_1: ls({"a": true})']
+        result = variant.locator(".msg.tool")
+        assert result.locator(".role").text_content() == "tool (ls) → result of call_ls_1"
+        assert (
+            result.locator("pre").inner_text() == '{"current_directory_content": ["<b>workspace</b>", ".hidden_file"]}'
+        )
+        assert page.locator("#rk-rows b").count() == 0  # the tool's output is text, never markup
+        assert "The directory holds workspace and .hidden_file." in variant.inner_text()
+
+
+def test_a_report_against_a_baseline_lists_the_regression(browser: Browser, tmp_path: Path) -> None:
+    before = [outcome("a", [1.0]), outcome("b", [1.0]), outcome("c", [0.0])]
+    now = [outcome("a", [1.0]), outcome("b", [0.0]), outcome("c", [0.0]), outcome("d", [1.0])]
+    comparisons = compare(now, before, "baseline-run")
+    report = tmp_path / "report.html"
+    write_html(report, report_payload(summarize(now), now, comparisons=comparisons))
+    with opened(browser, report) as page:
+        block = page.locator(".card .comparison")
+        assert "against the baseline baseline-run" in block.inner_text()
+        assert "pass → fail / fail → pass\t1 / 0" in block.inner_text()
+        cells = page.locator("#rk-rows tr.row").evaluate_all(
+            "rows => rows.map(r => Array.from(r.cells, c => c.textContent))"
+        )
+        keys = page.locator("#rk-head th").evaluate_all("cells => cells.map(c => c.dataset.sort)")
+        by_id = {row[keys.index("id")]: row for row in cells}
+        assert [by_id[i][keys.index("change")] for i in "abcd"] == ["same", "regressed", "same", "new"]
+        assert by_id["b"][keys.index("delta")].startswith("-1")
+        page.select_option("#rk-change", "regressed")
+        assert visible_ids(page) == ["b"]
+        page.click("#rk-rows tr.row")
+        detail = page.locator("#rk-rows tr.detail").inner_text()
+        assert "baseline pass 1.000" in detail and "score 0.000 (baseline 1.000)" in detail
+        page.select_option("#rk-change", "new")
+        assert visible_ids(page) == ["d"]
