@@ -164,18 +164,25 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-@pytest.fixture
-def page(browser: Browser, report_run: Path) -> Iterator[Page]:
+@contextlib.contextmanager
+def opened(browser: Browser, report: Path) -> Iterator[Page]:
+    """`report` in a fresh page, ready; no script error may happen while it is open."""
     context = browser.new_context(offline=True)  # the report must need no network
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.goto(report_run.as_uri())
+    page.goto(report.as_uri())
     page.wait_for_selector("body[data-ready='1']", timeout=20_000)
     yield page
     assert errors == []
     context.close()
+
+
+@pytest.fixture
+def page(browser: Browser, report_run: Path) -> Iterator[Page]:
+    with opened(browser, report_run) as page:
+        yield page
 
 
 def visible_ids(page: Page) -> list[str]:
@@ -246,21 +253,6 @@ def test_a_directory_as_the_report_file_is_a_usage_error(quiet_pytester: pytest.
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--rk-html: " in result.stderr.str()
     assert "is a directory; name the report file, e.g. report.html" in result.stderr.str()
-
-
-@contextlib.contextmanager
-def opened(browser: Browser, report: Path) -> Iterator[Page]:
-    """`report` in a fresh offline page, ready; no script error may happen while it is open."""
-    context = browser.new_context(offline=True)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.goto(report.as_uri())
-    page.wait_for_selector("body[data-ready='1']", timeout=20_000)
-    yield page
-    assert errors == []
-    context.close()
 
 
 def multi_turn_outcome(row_id: str) -> RowOutcome:
