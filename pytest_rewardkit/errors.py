@@ -38,6 +38,20 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
+__all__ = [
+    "CassetteError",
+    "ConfigError",
+    "DatasetError",
+    "GenerationError",
+    "ReplayMiss",
+    "RewardError",
+    "RewardkitError",
+    "RowError",
+    "SandboxError",
+    "SessionStop",
+    "UnknownReward",
+]
+
 Location = tuple[int | str, ...]
 
 

@@ -35,6 +35,9 @@ from pytest_rewardkit.evaluators.fake import Answer, FakeEvaluators
 from pytest_rewardkit.loop_thread import LoopThread
 from pytest_rewardkit.models import content_text
 
+# `main` stays reachable as `python -m pytest_rewardkit.testing`; the fixture is `rk_fake_server`.
+__all__ = ["FakeChatServer", "Fault", "RecordedRequest", "TableRow", "read_table"]
+
 Candidate = str | dict[str, Any]
 Table = Mapping[str, Sequence[Candidate]] | Callable[[dict[str, Any]], Sequence[Candidate]]
 
