@@ -313,6 +313,18 @@ class EnvironmentSession:
             return ToolResult(
                 f"Error: invalid arguments for {name}: {problem.message}" + (f" (at {at})" if at else ""), True
             )
+        # Schemas generated from type hints (and most function documents) do not forbid other keys, and
+        # changing them would change the recorded requests: an argument the tool does not declare is
+        # refused here instead of reaching the method.
+        if tool.parameters.get("additionalProperties", False) is False:
+            undeclared = sorted(set(arguments) - set(tool.parameter_names))
+            if undeclared:
+                declared = ", ".join(tool.parameter_names) or "none"
+                return ToolResult(
+                    f"Error: invalid arguments for {name}: unexpected {', '.join(map(repr, undeclared))}; "
+                    f"its parameters are: {declared}",
+                    error=True,
+                )
         try:
             value = getattr(self.instance, name)(**arguments)
         except Exception as exc:
