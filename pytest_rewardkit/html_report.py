@@ -43,11 +43,6 @@ def histogram(scores: Sequence[float], bins: int = HISTOGRAM_BINS) -> list[int]:
     return counts
 
 
-def status(outcome: RowOutcome) -> str:
-    """pass, fail (scored, below the threshold) or error (could not be scored)."""
-    return outcome.status
-
-
 def _variant(v: VariantResult, prompt_length: int) -> dict[str, Any]:
     result = v.result
     # A multi-turn rollout's conversation after the prompt: later user turns, tool calls, tool results.
@@ -72,7 +67,7 @@ def _row(outcome: RowOutcome, combo: int) -> dict[str, Any]:
     return {
         "combo": combo,
         "id": outcome.row_id,
-        "status": status(outcome),
+        "status": outcome.status,
         "reward": outcome.reward,
         "threshold": outcome.threshold,
         "aggregate": outcome.aggregate,

@@ -16,7 +16,7 @@ from test_report import outcome
 from pytest_rewardkit import EvaluateResult, Message
 from pytest_rewardkit.baseline import compare
 from pytest_rewardkit.evaluation import RowOutcome, VariantResult
-from pytest_rewardkit.html_report import embed_json, histogram, render_html, report_payload, status, write_html
+from pytest_rewardkit.html_report import embed_json, histogram, render_html, report_payload, write_html
 from pytest_rewardkit.models import Trajectory, TurnRecord
 from pytest_rewardkit.report import summarize
 from pytest_rewardkit.testing import FakeChatServer
@@ -83,7 +83,7 @@ def test_payload_orders_rows_by_suite_model_and_id_whatever_the_finishing_order(
 
 
 def test_status_tells_an_error_from_a_low_score() -> None:
-    assert [status(outcome("a", [1])), status(outcome("b", [0])), status(outcome("c", [], error="x"))] == [
+    assert [outcome("a", [1]).status, outcome("b", [0]).status, outcome("c", [], error="x").status] == [
         "pass",
         "fail",
         "error",
