@@ -136,9 +136,14 @@ def _cassette_cache_dir(config: pytest.Config) -> Path | None:
 
 
 def _progress_tick(config: pytest.Config) -> Callable[[], None] | None:
-    """Where a serial run reports progress while a row waits (workers report through their rows)."""
+    """Where this process reports progress while a row waits: the reporter of a serial run, or the
+    file an xdist worker writes for its controller."""
     reporter = config.pluginmanager.get_plugin(PROGRESS_PLUGIN)
-    return reporter.tick if reporter is not None else None
+    if reporter is not None:
+        return reporter.tick
+    from pytest_rewardkit.progress import waiting_writer
+
+    return waiting_writer(config)
 
 
 def make_case(config: pytest.Config, settings: Settings, entry: DatasetEntry) -> Case | None:

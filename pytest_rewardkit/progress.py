@@ -3,15 +3,24 @@ time left, serial and under xdist.
 
 Each process counts what its generator did; a snapshot rides on every row's teardown report (the
 one channel from xdist workers to the controller, as the row outcomes do), and the controller adds
-up the latest snapshot of each process. A serial run also reports while a row waits (retries can
-take minutes), with pytest's capture suspended the way live logging does it, so the line reaches
-the terminal instead of the row's captured output.
+up the latest snapshot of each process. A row that keeps its process waiting (retries can take
+minutes) is reported too: a serial run writes the line itself, with pytest's capture suspended the
+way live logging does it, so the line reaches the terminal instead of the row's captured output;
+an xdist worker, whose next report only comes when the row finishes, writes its snapshot to a file
+in a directory the controller hands it (`pytest_configure_node`), which a controller thread reads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import shutil
+import tempfile
+import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +28,13 @@ import pytest
 from pytest_rewardkit.state import GENERATOR_KEY, PROGRESS_PROPERTY
 
 SHOW_EVERY = 5.0  # seconds between progress lines
+WATCH_EVERY = 0.5  # seconds between the controller's looks at what waiting workers write (every WAIT_TICK)
+WAITING_DIR_INPUT = "rewardkit_progress_dir"  # the workerinput key naming the directory they write to
 
 _DONE_KEY = pytest.StashKey[int]()
 _TOTAL_KEY = pytest.StashKey[int]()
+_SEQ_KEY = pytest.StashKey[int]()
+_NUMBERS = ("total", "done", "recorded", "errors", "seq")
 
 
 def snapshot(config: pytest.Config) -> dict[str, Any] | None:
@@ -30,12 +43,16 @@ def snapshot(config: pytest.Config) -> dict[str, Any] | None:
     if generator is None or not generator.records:
         return None
     progress = generator.progress
+    # Numbers the snapshots of this process: the controller gets them by two channels (reports and
+    # waiting files) and must not let a file read late undo a report.
+    seq = config.stash[_SEQ_KEY] = config.stash.get(_SEQ_KEY, 0) + 1
     return {
         "process": getattr(config, "workerinput", {}).get("workerid", "main"),
         "total": config.stash.get(_TOTAL_KEY, 0),
         "done": config.stash.get(_DONE_KEY, 0),
         "recorded": progress.recorded,
         "errors": progress.errors,
+        "seq": seq,
     }
 
 
@@ -50,6 +67,49 @@ def count_rows(session: pytest.Session) -> None:
 def row_finished(item: pytest.Item) -> None:
     """Count a finished row of this process."""
     item.config.stash[_DONE_KEY] = item.config.stash.get(_DONE_KEY, 0) + 1
+
+
+def waiting_writer(config: pytest.Config) -> Callable[[], None] | None:
+    """What an xdist worker calls while a row waits (every WAIT_TICK, a second): its snapshot,
+    written for the controller. None when the controller shows no progress (replay, -q) and so
+    handed no directory."""
+    directory = getattr(config, "workerinput", {}).get(WAITING_DIR_INPUT)
+    if directory is None:
+        return None
+
+    def write() -> None:
+        state = snapshot(config)
+        if state is not None:
+            # Progress never fails a run: the directory is gone once the controller finished.
+            with contextlib.suppress(OSError):
+                write_waiting(Path(directory), state)
+
+    return write
+
+
+def write_waiting(directory: Path, state: dict[str, Any]) -> None:
+    """One file per process, replaced whole: the controller never reads half of one."""
+    partial = directory / f".{state['process']}.partial"  # not *.json: read_waiting skips it
+    partial.write_text(json.dumps(state), encoding="utf-8")
+    os.replace(partial, directory / f"{state['process']}.json")
+
+
+def read_waiting(directory: Path) -> list[dict[str, Any]]:
+    """The snapshots in `directory`, skipping any file that is not one (a progress line is not
+    worth a traceback)."""
+    found = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if (
+            isinstance(state, dict)
+            and isinstance(state.get("process"), str)
+            and all(type(state.get(name)) is int and state[name] >= 0 for name in _NUMBERS)
+        ):
+            found.append(state)
+    return found
 
 
 def format_line(processes: list[dict[str, Any]], elapsed: float) -> str:
@@ -81,8 +141,18 @@ class ProgressReporter:
         self.started = time.monotonic()
         self.shown = 0.0
         self.last_line: str | None = None
+        # Under xdist, the thread watching waiting workers writes to the terminal too: it takes this
+        # lock, which the main thread holds while a report is shown.
+        self.lock = threading.RLock()
+        self.directory: Path | None = None
+        self.watcher: threading.Thread | None = None
+        self.stopping = threading.Event()
 
     def update(self, state: dict[str, Any], force: bool = False, waiting: bool = False) -> None:
+        with self.lock:
+            self._update(state, force, waiting)
+
+    def _update(self, state: dict[str, Any], force: bool, waiting: bool) -> None:
         self.processes[state["process"]] = state
         # Quiet while only replaying: a row counts once it recorded or failed, or kept us waiting.
         active = waiting or any(p["recorded"] or p["errors"] for p in self.processes.values())
@@ -114,15 +184,53 @@ class ProgressReporter:
         if state is not None:
             self.update(state, waiting=True)
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        ours: list[Any] = [value for name, value in report.user_properties if name == PROGRESS_PROPERTY]
-        if not ours:
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """xdist's hook, before each worker starts: where it writes while a row keeps it waiting."""
+        if self.directory is None:
+            self.directory = Path(tempfile.mkdtemp(prefix="rewardkit-progress-"))
+            self.watcher = threading.Thread(
+                target=self._watch, args=(self.directory,), name="rewardkit-progress", daemon=True
+            )
+            self.watcher.start()
+            # Also when the session never finishes (a crash in another plugin's hook).
+            self.config.add_cleanup(self._stop_watching)
+        node.workerinput[WAITING_DIR_INPUT] = str(self.directory)
+
+    def _watch(self, directory: Path) -> None:
+        while not self.stopping.wait(WATCH_EVERY):
+            self.read_waiting_workers(directory)
+
+    def read_waiting_workers(self, directory: Path) -> None:
+        """Show what the workers that wait for a row wrote there since their last report."""
+        for state in read_waiting(directory):
+            with self.lock:
+                # Skipped: a file not rewritten since, or older than the report that followed it.
+                current = self.processes.get(state["process"])
+                if current is None or state["seq"] > current["seq"]:
+                    self._update(state, force=False, waiting=True)
+
+    def _stop_watching(self) -> None:
+        if self.watcher is None or self.directory is None:
             return
-        report.user_properties = [(n, v) for n, v in report.user_properties if n != PROGRESS_PROPERTY]
-        self.update(ours[-1])
+        self.stopping.set()
+        # Bounded: it wakes at once, unless a write to the terminal blocks (a full pipe).
+        self.watcher.join(timeout=5.0)
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self.watcher = None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Any:
+        with self.lock:
+            ours: list[Any] = [value for name, value in report.user_properties if name == PROGRESS_PROPERTY]
+            if ours:
+                report.user_properties = [(n, v) for n, v in report.user_properties if n != PROGRESS_PROPERTY]
+                self._update(ours[-1], force=False, waiting=False)
+            # Held while the terminal shows the report too: no line from the watcher in its middle.
+            return (yield)
 
     def pytest_sessionfinish(self) -> None:
+        self._stop_watching()
         if self.processes and self.last_line is not None:
             # The final figures, unless the last line already showed them.
             self.update(next(iter(self.processes.values())), force=True)

@@ -813,6 +813,29 @@ def test_progress_under_xdist_adds_up_what_the_workers_report(
     assert progress_lines(result)[-1].startswith("rewardkit: 8/8 rows, 7 responses recorded, 1 errors, ")
 
 
+@pytest.mark.parametrize("quiet", [False, True], ids=["shown", "quiet"])
+def test_progress_under_xdist_shows_while_workers_wait_before_any_row_finishes(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve, monkeypatch: pytest.MonkeyPatch, quiet: bool
+) -> None:
+    suite(rows=2)
+    # One row per worker, each answered after 3 s (think: retries): no row finishes before then.
+    server, base_url = serve(table=None)
+    server.script(Fault.timeout(3.0), Fault.timeout(3.0))
+    temp = pytester.mkdir("temp")
+    monkeypatch.setenv("TMPDIR", str(temp))  # where the controller makes the workers' directory
+    result = run_recording(pytester, base_url, "--rk-threshold", "0", *(["-q"] if quiet else []), xdist=True)
+    result.assert_outcomes(passed=2)
+    lines = progress_lines(result)
+    assert list(temp.glob("rewardkit-progress-*")) == []
+    if quiet:
+        assert lines == []
+        return
+    # The controller showed what the waiting workers wrote (both: 2 rows in all, none done yet) ...
+    assert lines[0] == "rewardkit: 0/2 rows, 0 responses recorded, 0 errors, 0.0 rows/s", result.stdout.str()
+    # ... and the final figures, from the rows' reports.
+    assert lines[-1].startswith("rewardkit: 2/2 rows, 2 responses recorded, 0 errors, "), lines
+
+
 def test_progress_counts_errors(pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve) -> None:
     suite(rows=1)
     server, base_url = serve()
