@@ -80,7 +80,8 @@ def waiting_writer(config: pytest.Config) -> Callable[[], None] | None:
     def write() -> None:
         state = snapshot(config)
         if state is not None:
-            # Progress never fails a run: the directory is gone once the controller finished.
+            # Progress never fails a run: the directory is gone once the controller finished, and on
+            # another machine for a remote (--tx ssh=) worker.
             with contextlib.suppress(OSError):
                 write_waiting(Path(directory), state)
 
@@ -188,7 +189,10 @@ class ProgressReporter:
     def pytest_configure_node(self, node: Any) -> None:
         """xdist's hook, before each worker starts: where it writes while a row keeps it waiting."""
         if self.directory is None:
-            self.directory = Path(tempfile.mkdtemp(prefix="rewardkit-progress-"))
+            try:
+                self.directory = Path(tempfile.mkdtemp(prefix="rewardkit-progress-"))
+            except OSError:
+                return  # no usable temporary directory: the rows' reports still show progress
             self.watcher = threading.Thread(
                 target=self._watch, args=(self.directory,), name="rewardkit-progress", daemon=True
             )

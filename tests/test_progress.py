@@ -4,6 +4,7 @@ directory the controller hands them, read by a controller thread. The whole run 
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -121,3 +122,17 @@ def test_the_watcher_starts_with_the_first_worker_and_is_gone_with_its_directory
     reporter.pytest_sessionfinish()
     assert not watcher.is_alive()
     assert not directory.exists()
+
+
+def test_without_a_usable_temporary_directory_workers_start_without_one(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(**kwargs: Any) -> str:
+        raise PermissionError(13, "Permission denied", "/tmp/rewardkit-progress-x")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    reporter = ProgressReporter(pytester.parseconfig())
+    node = SimpleNamespace(workerinput={"workerid": "gw0"})
+    reporter.pytest_configure_node(node)
+    assert node.workerinput == {"workerid": "gw0"}
+    assert reporter.watcher is None
