@@ -30,6 +30,7 @@ from pytest_rewardkit.state import (
     SELECTIONS_OUTPUT,
     SUITE_CONFIGS_KEY,
     SUITE_CONFIGS_OUTPUT,
+    WARMED_KEY,
     options,
 )
 
@@ -96,7 +97,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    if options(item.config).record_mode != "none":
+    # The raw value: validating the options imports pydantic, a cost to every test of the project.
+    if item.config.stash[RAW_OPTIONS_KEY]["record_mode"] != "none":
         from pytest_rewardkit.collection import prefetch_upcoming
 
         prefetch_upcoming(item, nextitem)
@@ -118,6 +120,8 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
             # workeroutput reaches the controller only when the worker ends cleanly: a run interrupted
             # under xdist would not know how many rows it was meant to score.
             item.user_properties.append((SELECTIONS_OUTPUT, workeroutput.pop(SELECTIONS_OUTPUT)))
+        if item.config.stash.get(FROZEN_KEY, False):
+            _freeze_after_first_row(item.config, outcome.suite)
         if GENERATOR_KEY in item.config.stash:
             from pytest_rewardkit.progress import row_finished, snapshot
 
@@ -198,11 +202,47 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         generator.close()
 
 
+def _freeze_after_first_row(config: pytest.Config, suite: str) -> None:
+    # A reward imports what it grades with on its first row (the math reward: sympy and
+    # math-verify, most of the objects alive from then on); frozen too, they stop costing every
+    # full collection the following rows trigger. Once per suite, so garbage is not kept.
+    warmed = config.stash.setdefault(WARMED_KEY, set())
+    if suite not in warmed:
+        warmed.add(suite)
+        gc.freeze()
+
+
 def _unfreeze(config: pytest.Config) -> None:
     # The frozen objects go back to the collector: a pytest run inside this process (pytester,
-    # an IDE, a notebook) must not leave them immortal for whatever runs next.
-    if config.stash.get(FROZEN_KEY, False):
+    # an IDE, a notebook) must not leave them immortal for whatever runs next. A process that
+    # ends with the run keeps them frozen: its exit would only collect them all again (about a
+    # tenth of a replay's time).
+    if config.stash.get(FROZEN_KEY, False) and not _process_ends_with_run(config):
         gc.unfreeze()
+
+
+# pytest's entry points: `pytest`, `python -m pytest` and xdist workers exit when they return.
+_ENTRY_POINTS = {"main", "_main", "console_main", "_console_main"}
+_COMMAND_LINE = {"console_main", "_console_main"}  # `_console_main` since pytest 9.1
+
+
+def _process_ends_with_run(config: pytest.Config) -> bool:
+    """Whether the process exits once this run returns: an xdist worker, or a run that pytest's
+    command line started (its entry point calls this run's `main` directly, not through a
+    `pytest.main()` of someone else's, such as pytester's inside an outer pytest)."""
+    if hasattr(config, "workerinput"):
+        return True
+    frame = sys._getframe()
+    entered = False
+    while frame is not None:
+        is_entry = frame.f_code.co_name in _ENTRY_POINTS and frame.f_globals.get("__name__") == "_pytest.config"
+        if is_entry and frame.f_code.co_name in _COMMAND_LINE:
+            return True
+        if entered and not is_entry:
+            return False  # this run's entry frames ended before any command line's
+        entered = entered or is_entry
+        frame = frame.f_back
+    return False
 
 
 @pytest.fixture
@@ -344,17 +384,20 @@ class RunRecorder:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        opts = options(self.config)
+        # Decided on the raw values: a project's other test runs end here without validating the
+        # options, which imports pydantic.
+        raw = self.config.stash[RAW_OPTIONS_KEY]
         collect_only = session.config.option.collectonly
         selections = self._selections()
         gated = (
-            opts.min_pass_rate is not None
-            or opts.max_regressions is not None
+            raw["min_pass_rate"] is not None
+            or raw["max_regressions"] is not None
             or any(s.gate is not None for s in selections)
         ) and not collect_only
-        asked = opts.html is not None or opts.shard is not None or opts.baseline is not None
+        asked = raw["html"] is not None or raw["shard"] is not None or raw["baseline"] is not None
         if not self.outcomes and not gated and not asked:
             return  # no suite ran and nothing asked for: nothing to say
+        opts = options(self.config)
         from pytest_rewardkit.outcomes import OutcomesError, ResultsWriter
         from pytest_rewardkit.report import annotate, run_verdict, summarize
 

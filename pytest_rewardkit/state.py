@@ -23,6 +23,7 @@ RAW_OPTIONS_KEY = pytest.StashKey[dict[str, Any]]()
 OPTIONS_KEY: pytest.StashKey[Options] = pytest.StashKey()
 GENERATOR_KEY: pytest.StashKey[Generator] = pytest.StashKey()
 FROZEN_KEY = pytest.StashKey[bool]()  # gc.freeze() was called for this run: unfreeze at its end
+WARMED_KEY = pytest.StashKey[set[str]]()  # suites frozen again after their first row
 OUTCOME_KEY: pytest.StashKey[RowOutcome] = pytest.StashKey()  # on an item, once it is scored
 # The gate's completeness check: row ids deselected per (suite, dataset, model), and what each
 # should score (an xdist worker sends the latter under SELECTIONS_OUTPUT: with its first row's

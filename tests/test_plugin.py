@@ -412,6 +412,47 @@ def test_a_run_in_this_process_leaves_no_objects_frozen(
     assert gc.get_freeze_count() == before
 
 
+FREEZE_PROBE = """
+import atexit, gc, sys
+
+def pytest_configure(config):
+    atexit.register(lambda: sys.__stdout__.write(f"frozen at exit: {gc.get_freeze_count()}\\n"))
+
+def pytest_runtest_call(item):
+    print(f"frozen at {item.name}: {gc.get_freeze_count()}")
+"""
+
+
+def test_a_command_line_run_freezes_again_after_a_suites_first_row_and_exits_frozen(
+    pytester: pytest.Pytester, mixed_suite: list[dict[str, Any]]
+) -> None:
+    pytester.makeconftest(FREEZE_PROBE)
+    result = pytester.runpytest_subprocess("-s", "--rk-output", "")
+    result.assert_outcomes(passed=3, failed=1)
+    during = [int(n) for n in re.findall(r"frozen at (?!exit)[^:]+: (\d+)", result.stdout.str())]
+    assert len(during) == 4
+    # Frozen once collected, again after the first row (what its reward imported), then not again
+    # (frozen objects still go when nothing refers to them).
+    assert 0 < during[0] < during[1]
+    assert max(during[2:]) <= during[1]
+    # pytest's command line exits with the run: collecting the frozen objects there is wasted.
+    (at_exit,) = (int(n) for n in re.findall(r"frozen at exit: (\d+)", result.stdout.str()))
+    assert at_exit > 0
+
+
+def test_a_project_s_other_tests_do_not_import_what_suites_need(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
+    pytester.makeconftest(
+        "import atexit, sys\n"
+        "heavy = ('pydantic', 'yaml', 'sympy', 'aiohttp', 'pytest_rewardkit.config')\n"
+        "atexit.register(lambda: sys.__stdout__.write(f'imported: {[m for m in heavy if m in sys.modules]}\\n'))\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["imported: []"])
+
+
 def test_the_fake_server_fixture_serves_on_localhost_for_one_test(quiet_pytester: pytest.Pytester) -> None:
     quiet_pytester.makepyfile(
         """
