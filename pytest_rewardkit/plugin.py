@@ -11,6 +11,7 @@ import importlib.util
 import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -232,7 +233,7 @@ def _process_ends_with_run(config: pytest.Config) -> bool:
     `pytest.main()` of someone else's, such as pytester's inside an outer pytest)."""
     if hasattr(config, "workerinput"):
         return True
-    frame = sys._getframe()
+    frame: FrameType | None = sys._getframe()
     entered = False
     while frame is not None:
         is_entry = frame.f_code.co_name in _ENTRY_POINTS and frame.f_globals.get("__name__") == "_pytest.config"
