@@ -10,18 +10,23 @@ from elsewhere on the machine hits both alike; the best of N runs is reported, t
 each side starts with that cache empty (what a fresh CI clone pays) and is reported on its own line;
 the N runs after it find the cache filled (a developer's next run).
 
-Last measured (2026-12-07, the shared 2-core machine under load from other jobs, best of 6, interleaved
-with the code before this work): wall 1.42x -> 1.29x plain (0.67 -> 0.47 ms/row), CPU 1.41x -> 1.28x
-(0.64 -> 0.45 ms/row); first run with an empty cache 1.42x; peak RSS 1.14x -> 1.16x. The 1.2x target
-is not met yet: what is left is spread over reading the cassette and its cached parse, building the
-request and its match key, writing outcomes.jsonl and results.jsonl, and pydantic models per row.
+Last measured (2026-12-07, 13:05, the shared 2-core machine under load from other jobs, best of 4,
+the code before and after run alternately from their own checkouts): CPU 1.33x/1.26x -> 1.15x/1.12x
+plain (CPU overhead 0.61/0.44 -> 0.24/0.20 ms/row); on a quieter machine (load ~2.4, best of 6) after:
+wall 1.10x, CPU 1.10x, 0.15 ms/row, first run with an empty cache 1.10x; peak RSS 1.16x -> 1.18x.
+What made the difference, found by profiling whole runs: garbage collection. The math reward imports
+sympy and math-verify on its first row, after the objects of the run were frozen at collection, so
+every full collection of the row loop walked them again, and so did the interpreter's exit, once more
+for everything unfrozen at the end of the run; now the objects are frozen again after each suite's
+first row and stay frozen when the process ends with the run (pytest's command line, xdist workers).
 
-Then (same day, the machine far more loaded: plain pytest's own CPU varied 2.6-3.1 s between runs,
-so only large changes show; two alternating runs of each, best of 3 each): the result files encoded by
-pydantic-core instead of json.dumps took CPU from 1.33x/1.34x to 1.29x/1.22x plain (CPU overhead
-0.64/0.71 -> 0.60/0.51 ms/row). Measured in-process (writer alone, 1,319 rows, best of 3, alternating):
-89-100 -> 52-59 us/row. Flushing the files every 0.2 s instead of per row saved ~7 us/row of CPU (two
-write calls), within this benchmark's noise: not worth losing the per-row flush, so not done.
+Earlier the same day: wall 1.42x -> 1.29x plain (0.67 -> 0.47 ms/row) with parsed cassettes kept in
+pytest's cache, then result files encoded by pydantic-core instead of json.dumps (writer alone 89-100
+-> 52-59 us/row). Flushing the files every 0.2 s instead of per row saved ~7 us/row of CPU, within this
+benchmark's noise: not worth losing the per-row flush, so not done.
+
+Run the "before" side from a checkout of its own (`git worktree add`): the benchmark's pytest runs start
+in the checkout that holds this script, whose package comes first on sys.path whatever PYTHONPATH says.
 """
 
 from __future__ import annotations
