@@ -110,14 +110,15 @@ class RowOutcome(BaseModel):
 
     def without_texts(self) -> RowOutcome:
         """What the summary needs of a row already written to results.jsonl (verdicts, errors,
-        cost), without its conversation and the reward's reasons: a fraction of the memory."""
+        cost), without its conversation, the reward's reasons and the ground truth (a code row's
+        tests): a fraction of the memory."""
         # Validated, not model_construct: pydantic-core checks these few fields faster than
         # model_construct's Python code sets them.
         variants = [
             VariantResult(index=v.index, response=None, result=None, error=v.error, passed=v.passed, stats=v.stats)
             for v in self.variants
         ]
-        return self.model_copy(update={"prompt": [], "variants": variants})
+        return self.model_copy(update={"prompt": [], "variants": variants, "ground_truth": None})
 
     def verdict_message(self) -> str:
         if self.reward is not None:

@@ -64,6 +64,26 @@ def test_a_reward_equal_to_the_threshold_passes_and_just_below_fails() -> None:
         low.check()
 
 
+def test_what_the_summary_keeps_of_a_row_is_its_verdicts_without_texts_or_ground_truth() -> None:
+    settings = combine(
+        Path("suite") / "rewardkit.yaml",
+        SuiteConfig(reward=RewardSpec(name="unused:reward"), threshold=0.5),
+        Options(group_by=["topic"]),
+    )
+    row = make_row(("user", "question"), ground_truth="def check(candidate): ...", topic="algebra")
+    case = Case(settings, row, "r1", source=lambda case: [Message(role="assistant", content=r) for r in ("0.2", "1")])
+    outcome = evaluate_case(case, numeric)
+    kept = outcome.without_texts()
+    assert (kept.prompt, kept.ground_truth) == ([], None)
+    assert [(v.response, v.result) for v in kept.variants] == [(None, None), (None, None)]
+    # What the summary and the gate read is all there.
+    assert (kept.reward, kept.passed, kept.status, kept.group) == (outcome.reward, True, "pass", {"topic": "algebra"})
+    assert [(v.index, v.passed, v.error, v.stats) for v in kept.variants] == [
+        (v.index, v.passed, v.error, v.stats) for v in outcome.variants
+    ]
+    assert outcome.ground_truth == "def check(candidate): ..."  # the written record is untouched
+
+
 def test_without_a_model_the_last_assistant_message_is_the_response() -> None:
     outcome = evaluate_case(Case(make_settings(), answered("1.0"), "r1"), numeric)
     assert [v.response for v in outcome.variants] == [Message(role="assistant", content="1.0")]
