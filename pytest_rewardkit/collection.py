@@ -135,9 +135,9 @@ def _cassette_cache_dir(config: pytest.Config) -> Path | None:
         return None
 
 
-def _progress_tick(config: pytest.Config) -> Callable[[], None] | None:
-    """Where this process reports progress while a row waits: the reporter of a serial run, or the
-    file an xdist worker writes for its controller."""
+def _progress_tick(config: pytest.Config) -> Callable[[float], None] | None:
+    """Where this process reports progress, and how long it has waited, while a row waits: the
+    reporter of a serial run, or the file an xdist worker writes for its controller."""
     reporter = config.pluginmanager.get_plugin(PROGRESS_PLUGIN)
     if reporter is not None:
         return reporter.tick

@@ -8,12 +8,15 @@ minutes) is reported too: a serial run writes the line itself, with pytest's cap
 way live logging does it, so the line reaches the terminal instead of the row's captured output;
 an xdist worker, whose next report only comes when the row finishes, writes its snapshot to a file
 in a directory the controller hands it (`pytest_configure_node`), which a controller thread reads.
+A waiting snapshot says how long its process has waited for the row, measured there: the line then
+changes, and shows, every SHOW_EVERY seconds of a long wait instead of once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -37,8 +40,9 @@ _SEQ_KEY = pytest.StashKey[int]()
 _NUMBERS = ("total", "done", "recorded", "errors", "seq")
 
 
-def snapshot(config: pytest.Config) -> dict[str, Any] | None:
-    """This process's counters, or None when it has not recorded anything (replay only)."""
+def snapshot(config: pytest.Config, waiting: float = 0.0) -> dict[str, Any] | None:
+    """This process's counters and the seconds it has waited for its current row (0: none), or None
+    when it has not recorded anything (replay only)."""
     generator = config.stash.get(GENERATOR_KEY, None)
     if generator is None or not generator.records:
         return None
@@ -53,6 +57,8 @@ def snapshot(config: pytest.Config) -> dict[str, Any] | None:
         "recorded": progress.recorded,
         "errors": progress.errors,
         "seq": seq,
+        # An elapsed duration, not a point in time: monotonic clocks of two processes do not compare.
+        "waiting": round(waiting, 1),
     }
 
 
@@ -69,7 +75,7 @@ def row_finished(item: pytest.Item) -> None:
     item.config.stash[_DONE_KEY] = item.config.stash.get(_DONE_KEY, 0) + 1
 
 
-def waiting_writer(config: pytest.Config) -> Callable[[], None] | None:
+def waiting_writer(config: pytest.Config) -> Callable[[float], None] | None:
     """What an xdist worker calls while a row waits (every WAIT_TICK, a second): its snapshot,
     written for the controller. None when the controller shows no progress (replay, -q) and so
     handed no directory."""
@@ -77,8 +83,8 @@ def waiting_writer(config: pytest.Config) -> Callable[[], None] | None:
     if directory is None:
         return None
 
-    def write() -> None:
-        state = snapshot(config)
+    def write(waiting: float) -> None:
+        state = snapshot(config, waiting)
         if state is not None:
             # Progress never fails a run: the directory is gone once the controller finished, and on
             # another machine for a remote (--tx ssh=) worker.
@@ -108,6 +114,9 @@ def read_waiting(directory: Path) -> list[dict[str, Any]]:
             isinstance(state, dict)
             and isinstance(state.get("process"), str)
             and all(type(state.get(name)) is int and state[name] >= 0 for name in _NUMBERS)
+            and type(state.get("waiting")) in (int, float)
+            and math.isfinite(state["waiting"])
+            and state["waiting"] >= 0
         ):
             found.append(state)
     return found
@@ -122,6 +131,11 @@ def format_line(processes: list[dict[str, Any]], elapsed: float) -> str:
     line = f"rewardkit: {done}/{total} rows, {recorded} responses recorded, {errors} errors, {rate:.1f} rows/s"
     if 0 < done < total and rate > 0:
         line += f", about {_duration((total - done) / rate)} left"
+    waits = [p["waiting"] for p in processes if p["waiting"] > 0]
+    if len(waits) == 1:
+        line += f", 1 row waiting {_duration(waits[0])}"
+    elif waits:
+        line += f", {len(waits)} rows waiting, longest {_duration(max(waits))}"
     return line
 
 
@@ -149,14 +163,17 @@ class ProgressReporter:
         self.watcher: threading.Thread | None = None
         self.stopping = threading.Event()
 
-    def update(self, state: dict[str, Any], force: bool = False, waiting: bool = False) -> None:
+    def update(self, state: dict[str, Any], force: bool = False) -> None:
         with self.lock:
-            self._update(state, force, waiting)
+            self._update(state, force)
 
-    def _update(self, state: dict[str, Any], force: bool, waiting: bool) -> None:
+    def _update(self, state: dict[str, Any], force: bool) -> None:
         self.processes[state["process"]] = state
-        # Quiet while only replaying: a row counts once it recorded or failed, or kept us waiting.
-        active = waiting or any(p["recorded"] or p["errors"] for p in self.processes.values())
+        self._show(force)
+
+    def _show(self, force: bool) -> None:
+        # Quiet while only replaying: a row counts once it recorded or failed, or keeps us waiting.
+        active = any(p["recorded"] or p["errors"] or p["waiting"] for p in self.processes.values())
         now = time.monotonic()
         if not active or (not force and now - self.shown < SHOW_EVERY):
             return
@@ -179,11 +196,12 @@ class ProgressReporter:
             reporter.write_line(line)
             reporter.currentfspath = None
 
-    def tick(self) -> None:
-        """While this (serial) process waits for a row: report what it has done so far."""
-        state = snapshot(self.config)
+    def tick(self, waiting: float) -> None:
+        """While this (serial) process waits for a row: report what it has done so far, and how long
+        it has waited."""
+        state = snapshot(self.config, waiting)
         if state is not None:
-            self.update(state, waiting=True)
+            self.update(state)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
@@ -207,12 +225,18 @@ class ProgressReporter:
 
     def read_waiting_workers(self, directory: Path) -> None:
         """Show what the workers that wait for a row wrote there since their last report."""
-        for state in read_waiting(directory):
-            with self.lock:
+        states = read_waiting(directory)
+        with self.lock:
+            changed = False
+            for state in states:
                 # Skipped: a file not rewritten since, or older than the report that followed it.
                 current = self.processes.get(state["process"])
                 if current is None or state["seq"] > current["seq"]:
-                    self._update(state, force=False, waiting=True)
+                    self.processes[state["process"]] = state
+                    changed = True
+            if changed:
+                # One line for all of them: the waiting workers are counted together.
+                self._show(force=False)
 
     def _stop_watching(self) -> None:
         if self.watcher is None or self.directory is None:
@@ -229,12 +253,15 @@ class ProgressReporter:
             ours: list[Any] = [value for name, value in report.user_properties if name == PROGRESS_PROPERTY]
             if ours:
                 report.user_properties = [(n, v) for n, v in report.user_properties if n != PROGRESS_PROPERTY]
-                self._update(ours[-1], force=False, waiting=False)
+                self._update(ours[-1], force=False)
             # Held while the terminal shows the report too: no line from the watcher in its middle.
             return (yield)
 
     def pytest_sessionfinish(self) -> None:
         self._stop_watching()
-        if self.processes and self.last_line is not None:
-            # The final figures, unless the last line already showed them.
-            self.update(next(iter(self.processes.values())), force=True)
+        with self.lock:
+            if self.last_line is not None:
+                # The final figures, unless the last line already showed them. No row waits any more,
+                # also when the run was interrupted while one did.
+                self.processes = {name: {**p, "waiting": 0.0} for name, p in self.processes.items()}
+                self._show(force=True)

@@ -798,9 +798,11 @@ def test_progress_shows_while_a_row_waits_with_rows_left_and_time_left(
     result = rk(pytester, base_url, "new_episodes", "--rk-concurrency", "1", "--rk-threshold", "0", n=1)
     result.assert_outcomes(passed=3)
     lines = progress_lines(result)
-    # Shown while row r0 waited (nothing done yet, one row in flight), then the final figures.
-    assert lines[0] == "rewardkit: 0/3 rows, 0 responses recorded, 0 errors, 0.0 rows/s", lines
+    # Shown while row r0 waited (nothing done yet), saying so, then the final figures.
+    first = r"rewardkit: 0/3 rows, 0 responses recorded, 0 errors, 0\.0 rows/s, 1 row waiting \ds"
+    assert re.fullmatch(first, lines[0]), lines
     assert lines[-1].startswith("rewardkit: 3/3 rows, 3 responses recorded, 0 errors, ")
+    assert "waiting" not in lines[-1]
 
 
 def test_progress_under_xdist_adds_up_what_the_workers_report(
@@ -830,10 +832,60 @@ def test_progress_under_xdist_shows_while_workers_wait_before_any_row_finishes(
     if quiet:
         assert lines == []
         return
-    # The controller showed what the waiting workers wrote (both: 2 rows in all, none done yet) ...
-    assert lines[0] == "rewardkit: 0/2 rows, 0 responses recorded, 0 errors, 0.0 rows/s", result.stdout.str()
+    # The controller showed what the waiting workers wrote (2 rows in all, none done yet, one or both waiting) ...
+    first = (
+        r"rewardkit: 0/2 rows, 0 responses recorded, 0 errors, 0\.0 rows/s, (1 row waiting|2 rows waiting, longest) \ds"
+    )
+    assert re.fullmatch(first, lines[0]), lines
     # ... and the final figures, from the rows' reports.
     assert lines[-1].startswith("rewardkit: 2/2 rows, 2 responses recorded, 0 errors, "), lines
+    assert "waiting" not in lines[-1]
+
+
+SHOW_EVERY_SECOND = """
+import pytest_rewardkit.progress as progress
+
+
+def pytest_configure(config):
+    # A line every second instead of every 5: a long wait fits a short test.
+    saved, progress.SHOW_EVERY = progress.SHOW_EVERY, 1.0
+    config.add_cleanup(lambda: setattr(progress, "SHOW_EVERY", saved))
+"""
+
+
+def waited(line: str) -> int:
+    """The seconds a progress line says a row has waited (the longest, when several wait)."""
+    found = re.search(r", (?:1 row waiting|\d+ rows waiting, longest) (?:(\d+)m )?(\d+)s$", line)
+    assert found is not None, line
+    return int(found[1] or 0) * 60 + int(found[2])
+
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["serial", "xdist"])
+def test_progress_keeps_showing_how_long_rows_wait_while_nothing_finishes(
+    pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve, xdist: bool
+) -> None:
+    suite(rows=2)
+    # Both rows (one per worker under xdist) answered after 4.5 s (think: Retry-After): nothing finishes
+    # before then, so only the waits change.
+    server, base_url = serve(table=None)
+    server.script(Fault.timeout(4.5), Fault.timeout(4.5))
+    pytester.makeconftest(SHOW_EVERY_SECOND)
+    result = run_recording(pytester, base_url, "--rk-threshold", "0", xdist=xdist)
+    result.assert_outcomes(passed=2)
+    lines = progress_lines(result)
+    waiting = [line for line in lines if "waiting" in line]
+    assert len(waiting) >= 2, lines
+    assert all(line.startswith("rewardkit: 0/2 rows, 0 responses recorded, 0 errors, 0.0 rows/s, ") for line in waiting)
+    waits = [waited(line) for line in waiting]
+    assert waits == sorted(set(waits)), lines  # a new line for every new second the rows waited
+    if xdist:
+        # Each worker says how long it waits; the controller shows both, and the longer wait.
+        assert any(", 2 rows waiting, longest " in line for line in waiting), lines
+    else:
+        assert all(", 1 row waiting " in line for line in waiting), lines
+    # The final figures come after the waits, and say nothing of them.
+    assert lines[-1].startswith("rewardkit: 2/2 rows, 2 responses recorded, 0 errors, "), lines
+    assert "waiting" not in lines[-1]
 
 
 def test_progress_counts_errors(pytester: pytest.Pytester, suite: Callable[..., Path], serve: Serve) -> None:
@@ -860,8 +912,8 @@ def test_time_left_is_estimated_from_the_rate() -> None:
     from pytest_rewardkit.progress import format_line
 
     workers = [
-        {"process": "gw0", "total": 1319, "done": 60, "recorded": 240, "errors": 1},
-        {"process": "gw1", "total": 1319, "done": 40, "recorded": 160, "errors": 0},
+        {"process": "gw0", "total": 1319, "done": 60, "recorded": 240, "errors": 1, "waiting": 0.0},
+        {"process": "gw1", "total": 1319, "done": 40, "recorded": 160, "errors": 0, "waiting": 0.0},
     ]
     assert format_line(workers, 50.0) == (
         "rewardkit: 100/1319 rows, 400 responses recorded, 1 errors, 2.0 rows/s, about 10m 10s left"

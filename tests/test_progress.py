@@ -1,5 +1,6 @@
-"""The channel by which xdist workers that wait for a row report progress to the controller: snapshot files in a
-directory the controller hands them, read by a controller thread. The whole run is in test_generation.py."""
+"""The progress line while rows wait, and the channel by which xdist workers that wait for a row report progress to
+the controller: snapshot files in a directory the controller hands them, read by a controller thread. The whole run
+is in test_generation.py."""
 
 from __future__ import annotations
 
@@ -11,11 +12,45 @@ from typing import Any
 
 import pytest
 
-from pytest_rewardkit.progress import WAITING_DIR_INPUT, ProgressReporter, read_waiting, write_waiting
+from pytest_rewardkit import progress
+from pytest_rewardkit.progress import WAITING_DIR_INPUT, ProgressReporter, format_line, read_waiting, write_waiting
 
 
-def state(process: str, seq: int, done: int = 0, recorded: int = 0, errors: int = 0) -> dict[str, Any]:
-    return {"process": process, "total": 10, "done": done, "recorded": recorded, "errors": errors, "seq": seq}
+def state(
+    process: str, seq: int, done: int = 0, recorded: int = 0, errors: int = 0, waiting: float = 0.0
+) -> dict[str, Any]:
+    return {
+        "process": process,
+        "total": 10,
+        "done": done,
+        "recorded": recorded,
+        "errors": errors,
+        "seq": seq,
+        "waiting": waiting,
+    }
+
+
+def test_a_waiting_row_is_named_last_with_how_long_it_waited() -> None:
+    assert format_line([state("main", 1, waiting=35.2)], 36.0) == (
+        "rewardkit: 0/10 rows, 0 responses recorded, 0 errors, 0.0 rows/s, 1 row waiting 35s"
+    )
+    assert format_line([state("main", 5, done=4, recorded=4, waiting=12.0)], 8.0) == (
+        "rewardkit: 4/10 rows, 4 responses recorded, 0 errors, 0.5 rows/s, about 12s left, 1 row waiting 12s"
+    )
+
+
+def test_several_waiting_rows_are_counted_with_the_longest_wait() -> None:
+    workers = [state("gw0", 3, waiting=65.4), state("gw1", 2, waiting=3.0), state("gw2", 4, done=1, recorded=1)]
+    assert format_line(workers, 70.0) == (
+        "rewardkit: 1/10 rows, 1 responses recorded, 0 errors, 0.0 rows/s, about 10m 30s left, "
+        "2 rows waiting, longest 1m 05s"
+    )
+
+
+def test_no_waiting_row_no_waiting_part() -> None:
+    assert format_line([state("gw0", 3, done=2, recorded=2), state("gw1", 2)], 4.0) == (
+        "rewardkit: 2/10 rows, 2 responses recorded, 0 errors, 0.5 rows/s, about 16s left"
+    )
 
 
 def test_a_written_snapshot_reads_back_and_replaces_the_previous_one(tmp_path: Path) -> None:
@@ -38,6 +73,12 @@ def test_a_written_snapshot_reads_back_and_replaces_the_previous_one(tmp_path: P
         b'{"process": 2, "total": 10, "done": 3, "recorded": 0, "errors": 0, "seq": 1}',
         b'{"process": "gw2", "total": 10, "done": -1, "recorded": 0, "errors": 0, "seq": 1}',
         b'{"process": "gw2", "total": 10, "done": true, "recorded": 0, "errors": 0, "seq": 1}',
+        b'{"process": "gw2", "total": 10, "done": 3, "recorded": 0, "errors": 0, "seq": 1}',
+        b'{"process": "gw2", "total": 10, "done": 3, "recorded": 0, "errors": 0, "seq": 1, "waiting": "3"}',
+        b'{"process": "gw2", "total": 10, "done": 3, "recorded": 0, "errors": 0, "seq": 1, "waiting": -2.5}',
+        b'{"process": "gw2", "total": 10, "done": 3, "recorded": 0, "errors": 0, "seq": 1, "waiting": NaN}',
+        b'{"process": "gw2", "total": 10, "done": 3, "recorded": 0, "errors": 0, "seq": 1, "waiting": Infinity}',
+        b'{"process": "gw2", "total": 10, "done": 3, "recorded": 0, "errors": 0, "seq": 1, "waiting": true}',
     ],
     ids=[
         "half-written",
@@ -49,6 +90,12 @@ def test_a_written_snapshot_reads_back_and_replaces_the_previous_one(tmp_path: P
         "bad-process",
         "negative",
         "bool",
+        "no-waiting",
+        "string-waiting",
+        "negative-waiting",
+        "nan-waiting",
+        "infinite-waiting",
+        "bool-waiting",
     ],
 )
 def test_a_file_that_is_not_a_snapshot_is_skipped(tmp_path: Path, content: bytes) -> None:
@@ -102,9 +149,60 @@ def test_the_controller_adds_waiting_workers_to_what_reports_said_without_counti
 
 
 def test_a_waiting_worker_is_shown_even_before_anything_was_recorded(reporter: Shown, tmp_path: Path) -> None:
-    write_waiting(tmp_path, state("gw0", 1))
+    write_waiting(tmp_path, state("gw0", 1, waiting=1.2))
     reporter.read_waiting_workers(tmp_path)
-    assert reporter.lines == ["rewardkit: 0/10 rows, 0 responses recorded, 0 errors, 0.0 rows/s"]
+    assert reporter.lines == ["rewardkit: 0/10 rows, 0 responses recorded, 0 errors, 0.0 rows/s, 1 row waiting 1s"]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_a_long_wait_shows_a_line_every_show_every_seconds_though_nothing_finishes(
+    pytestconfig: pytest.Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    monkeypatch.setattr(progress, "time", clock)
+    reporter = Shown(pytestconfig)
+    # A serial run waiting 12 s for its first row, reporting every second (WAIT_TICK).
+    for second in range(1, 13):
+        clock.now += 1.0
+        reporter.update(state("main", second, waiting=float(second)))
+    assert [line.rsplit(", ", 1)[1] for line in reporter.lines] == [
+        "1 row waiting 1s",
+        f"1 row waiting {1 + progress.SHOW_EVERY:.0f}s",
+        f"1 row waiting {1 + 2 * progress.SHOW_EVERY:.0f}s",
+    ]
+
+
+def test_a_worker_that_finished_its_row_no_longer_counts_as_waiting(reporter: Shown, tmp_path: Path) -> None:
+    write_waiting(tmp_path, state("gw0", 3, waiting=40.0))
+    write_waiting(tmp_path, state("gw1", 2, waiting=10.0))
+    reporter.read_waiting_workers(tmp_path)
+    assert reporter.lines[-1].endswith(", 0.0 rows/s, 2 rows waiting, longest 40s")
+    # gw0's row finished: its report replaces what its file said; gw1 still waits.
+    reporter.shown = 0.0
+    reporter.update(state("gw0", 4, done=1, recorded=1))
+    assert reporter.lines[-1].startswith("rewardkit: 1/10 rows, 1 responses recorded, 0 errors, ")
+    assert reporter.lines[-1].endswith(" left, 1 row waiting 10s")
+    # Its old file, read again, does not bring the wait back.
+    reporter.shown = 0.0
+    reporter.read_waiting_workers(tmp_path)
+    assert len(reporter.lines) == 2
+
+
+def test_the_final_line_says_nothing_of_waiting_even_when_the_run_stopped_during_a_wait(reporter: Shown) -> None:
+    reporter.update(state("main", 1, done=1, recorded=2))
+    reporter.shown = 0.0
+    reporter.update(state("main", 2, done=1, recorded=2, waiting=7.0))
+    assert reporter.lines[-1].endswith(", 1 row waiting 7s")
+    reporter.pytest_sessionfinish()
+    assert reporter.lines[-1].startswith("rewardkit: 1/10 rows, 2 responses recorded, 0 errors, ")
+    assert "waiting" not in reporter.lines[-1]
 
 
 def test_the_watcher_starts_with_the_first_worker_and_is_gone_with_its_directory_at_the_end(

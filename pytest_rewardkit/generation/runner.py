@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,9 +101,10 @@ def _responses(cassette: RowCassette, key: str, choices: list[dict[str, Any]], n
 
 
 class Generator:
-    def __init__(self, config: GenerationConfig, on_wait: Callable[[], None] | None = None) -> None:
+    def __init__(self, config: GenerationConfig, on_wait: Callable[[float], None] | None = None) -> None:
         self.config = config
-        # Called every WAIT_TICK seconds while a caller waits for a row (progress reporting).
+        # Called every WAIT_TICK seconds while a caller waits for a row, with the seconds it has
+        # waited so far (progress reporting).
         self.on_wait = on_wait
         self.progress = Progress()
         # Per endpoint URL, whether it honours `n`: learnt from its first answer to an n>1 request.
@@ -135,12 +137,13 @@ class Generator:
                 return replayed
             future = self._submit(case)
         try:
+            waiting_since = time.monotonic()
             while True:
                 try:
                     return future.result(timeout=WAIT_TICK if self.on_wait is not None else None)
                 except concurrent.futures.TimeoutError:
                     if self.on_wait is not None:
-                        self.on_wait()
+                        self.on_wait(time.monotonic() - waiting_since)
         except (SessionStop, RowError):
             raise
         except (GenerationError, CassetteError) as exc:
