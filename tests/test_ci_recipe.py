@@ -65,6 +65,12 @@ def test_the_recipe_replays_offline_shards_merges_gates_and_records_on_demand() 
     assert jobs["report"]["needs"] == "eval"
     replay = next(s["run"] for s in jobs["eval"]["steps"] if "unshare --net" in s.get("run", ""))
     assert "--record-mode=none" in replay and "--rk-shard" in replay
+    # Parsed cassettes are kept per shard (each parses its own rows), keyed on the cassettes, and the
+    # replay keeps pytest's cache on to use them.
+    (cache,) = (s["with"] for s in jobs["eval"]["steps"] if s.get("uses", "").startswith("actions/cache@"))
+    assert cache["path"] == ".pytest_cache/d/rewardkit-cassettes"
+    assert "${{ matrix.shard }}" in cache["key"] and "hashFiles('cassettes/**')" in cache["key"]
+    assert "no:cacheprovider" not in replay
     record = jobs["record"]
     assert "inputs.record" in record["if"]
     env = next(s["env"] for s in record["steps"] if "env" in s)
@@ -109,6 +115,8 @@ def test_the_shell_steps_run_here(tmp_path: Path) -> None:
         done = run_step(steps["Replay cassettes offline (network blocked)"], tmp_path, env, shard)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         assert (tmp_path / "results" / f"rewardkit-shard-{shard}" / "junit.xml").is_file()
+    # What the cache step keeps for the next run: the parses of the cassettes the shards replayed.
+    assert list((tmp_path / ".pytest_cache" / "d" / "rewardkit-cassettes").glob("*.pack"))
     merged = run_step(steps["Merge the shards and gate"], tmp_path, env)
     assert merged.returncode == 0, merged.stdout[-2000:] + merged.stderr[-2000:]
     assert "rows 1319  variants 5276" in merged.stdout
