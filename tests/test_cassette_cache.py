@@ -191,10 +191,7 @@ WORKER = textwrap.dedent(
         assert answers in (["41", "7"], ["42", "8"]), answers
         seen.add(answers[0])
         if number % 10 == 0:  # start afresh now and then: the pack is created again, while the others read it
-            try:
-                os.unlink(cache.pack(path))
-            except FileNotFoundError:
-                pass
+            cache.pack(path).unlink(missing_ok=True)
     """
 )
 
